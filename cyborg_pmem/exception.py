@@ -1,0 +1,79 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Typed errors of the PMEM driver.
+
+Every error carries a one-line, operator-readable message that names the
+item at fault. The driver raises them from ``discover()`` so that the agent
+keeps the last reported inventory; the CLI prints them as one stderr line.
+"""
+
+
+class PmemError(Exception):
+    """Base class: ``msg_fmt`` is filled from the keyword arguments."""
+
+    msg_fmt = 'An unknown PMEM driver error occurred.'
+
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+        super().__init__(self.msg_fmt % kwargs)
+
+
+class InvalidConfig(PmemError):
+    msg_fmt = '[pmem_devices] %(option)s: %(reason)s'
+
+
+class NdctlError(PmemError):
+    """ndctl could not give us a listing; discovery must not report."""
+
+
+class NdctlNotFound(NdctlError):
+    msg_fmt = (
+        'ndctl executable %(path)r not found; install the ndctl package '
+        'or set [pmem_devices] ndctl_path'
+    )
+
+
+class NdctlFailed(NdctlError):
+    msg_fmt = '%(cmd)s failed (%(status)s): %(stderr)s'
+
+
+class NdctlTimeout(NdctlError):
+    msg_fmt = (
+        '%(cmd)s did not finish within %(timeout)s s and was killed '
+        '([pmem_devices] ndctl_timeout)'
+    )
+
+
+class NdctlOutputError(NdctlError):
+    msg_fmt = 'unexpected ndctl list output at %(where)s: %(reason)s'
+
+
+class NvdimmStackDown(PmemError):
+    msg_fmt = (
+        'ndctl shows no PMEM region although [pmem_devices] pmem_namespaces '
+        'names %(count)d namespace(s); is the nvdimm stack loaded '
+        '(modules libnvdimm, nfit, nd_pmem, dax_pmem)? Not reporting, so '
+        'the last inventory stays'
+    )
+
+
+class CyborgLacksPmem(PmemError):
+    msg_fmt = (
+        'the installed Cyborg does not know the PMEM type (%(missing)s); '
+        'apply the contrib/cyborg patch series "Add PMEM device, attach '
+        'handle and control path types" before enabling intel_pmem_driver'
+    )
+
+
+class ListingUnreadable(PmemError):
+    msg_fmt = 'cannot read ndctl output %(path)s: %(reason)s'
