@@ -1,0 +1,300 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Read any ``ndctl list`` JSON into one normalized inventory.
+
+Pure. ndctl's output shape depends on its flags, its version and on what
+exists (see DESIGN.md): a bare object, an array of one kind, an object of
+arrays, regions nesting namespaces, buses nesting everything, or nothing
+at all. We never branch on the flags we passed, only on what came back:
+every object with a ``dev`` is classified by its device name.
+"""
+
+import dataclasses
+import json
+import re
+
+from cyborg_pmem import exception
+
+# Releases up to v58 used other names for the modes.
+_LEGACY_MODES = {'dax': 'devdax', 'memory': 'fsdax', 'safe': 'sector'}
+_NAMESPACE_DEV = re.compile(r'^namespace(\d+)\.\d+$')
+_CONTAINER_KEYS = ('buses', 'dimms', 'regions', 'namespaces')
+# "-u" sizes: "1006.00 MiB (1054.87 MB)"; the binary figure comes first.
+_HUMAN_SIZE = re.compile(r'^\s*(\d+(?:\.\d+)?)\s*([KMGTPE]iB|B)?\b')
+_BINARY_UNITS = {
+    None: 1,
+    'B': 1,
+    'KiB': 1 << 10,
+    'MiB': 1 << 20,
+    'GiB': 1 << 30,
+    'TiB': 1 << 40,
+    'PiB': 1 << 50,
+    'EiB': 1 << 60,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Dimm:
+    dev: str
+    id: str | None = None
+    health: dict | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Region:
+    dev: str
+    size: int | None = None
+    iset_id: int | None = None
+    numa_node: int | None = None
+    # DIMM device names (nmemN) from the region's mappings, in position
+    # order.
+    dimms: tuple = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Namespace:
+    dev: str
+    region: str
+    mode: str | None
+    name: str | None = None
+    enabled: bool = True
+    size: int | None = None
+    uuid: str | None = None
+    align: int | None = None
+    chardev: str | None = None
+    # The dax device's own mode: "devdax", or "system-ram" once daxctl
+    # has onlined it as memory.
+    dax_mode: str | None = None
+    numa_node: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Inventory:
+    dimms: tuple = ()
+    regions: tuple = ()
+    namespaces: tuple = ()
+
+    def dimm(self, dev):
+        return next((d for d in self.dimms if d.dev == dev), None)
+
+    def region(self, dev):
+        return next((r for r in self.regions if r.dev == dev), None)
+
+
+def _fail(where, reason):
+    return exception.NdctlOutputError(where=where, reason=reason)
+
+
+def _str(obj, key, where, required=False):
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise _fail(where, f'"{key}" is missing')
+        return None
+    if not isinstance(value, str):
+        raise _fail(f'{where}.{key}', f'expected a string, got {value!r:.40}')
+    return value
+
+
+def _int(obj, key, where):
+    """An integer field; ``-u`` prints numbers as hex or human strings."""
+    value = obj.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise _fail(f'{where}.{key}', f'expected a number, got {value!r:.40}')
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if value != value or value in (float('inf'), float('-inf')):
+            raise _fail(f'{where}.{key}', f'not a finite number: {value}')
+        return int(value)
+    text = value.strip()
+    try:
+        return int(text, 0)
+    except ValueError:
+        pass
+    match = _HUMAN_SIZE.match(text)
+    if not match:
+        raise _fail(f'{where}.{key}', f'not a number: {value!r:.40}')
+    return round(float(match.group(1)) * _BINARY_UNITS[match.group(2)])
+
+
+def _numa_node(obj, where):
+    """The NUMA node, or None where the kernel reports none (-1)."""
+    node = _int(obj, 'numa_node', where)
+    return node if node is not None and node >= 0 else None
+
+
+def _list(obj, key, where):
+    value = obj.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _fail(f'{where}.{key}', f'expected a list, got {value!r:.40}')
+    return value
+
+
+def _dict(value, where):
+    if not isinstance(value, dict):
+        raise _fail(where, f'expected an object, got {value!r:.40}')
+    return value
+
+
+class _Reader:
+    def __init__(self):
+        self.dimms = {}
+        self.regions = {}
+        self.namespaces = {}
+
+    def walk(self, value, where, region=None):
+        if isinstance(value, list):
+            for index, item in enumerate(value):
+                self.walk(item, f'{where}[{index}]', region)
+            return
+        obj = _dict(value, where)
+        dev = _str(obj, 'dev', where)
+        if dev is None:
+            if not any(key in obj for key in _CONTAINER_KEYS):
+                raise _fail(
+                    where,
+                    'an object with no "dev" and none of '
+                    + ', '.join(f'"{k}"' for k in _CONTAINER_KEYS),
+                )
+            self._walk_children(obj, where, region)
+        elif dev.startswith('namespace'):
+            self._namespace(obj, dev, where, region)
+        elif dev.startswith('region'):
+            self._region(obj, dev, where)
+        elif dev.startswith('nmem'):
+            self._dimm(obj, dev, where)
+        elif dev.startswith('ndbus'):
+            self._walk_children(obj, where, region)
+        else:
+            raise _fail(where, f'unrecognized device {dev!r:.40}')
+
+    def _walk_children(self, obj, where, region):
+        for key in _CONTAINER_KEYS:
+            for index, item in enumerate(_list(obj, key, where)):
+                self.walk(item, f'{where}.{key}[{index}]', region)
+
+    def _dimm(self, obj, dev, where):
+        health = obj.get('health')
+        if health is not None:
+            health = _dict(health, f'{where}.health')
+        self.dimms.setdefault(
+            dev, Dimm(dev=dev, id=_str(obj, 'id', where), health=health)
+        )
+
+    def _region(self, obj, dev, where):
+        mappings = []
+        for index, item in enumerate(_list(obj, 'mappings', where)):
+            item_where = f'{where}.mappings[{index}]'
+            mapping = _dict(item, item_where)
+            mappings.append(
+                (
+                    _int(mapping, 'position', item_where),
+                    _str(mapping, 'dimm', item_where, required=True),
+                )
+            )
+        mappings.sort(key=lambda m: (m[0] is None, m[0] or 0, m[1]))
+        self.regions.setdefault(
+            dev,
+            Region(
+                dev=dev,
+                size=_int(obj, 'size', where),
+                iset_id=_int(obj, 'iset_id', where),
+                numa_node=_numa_node(obj, where),
+                dimms=tuple(m[1] for m in mappings),
+            ),
+        )
+        for index, item in enumerate(_list(obj, 'namespaces', where)):
+            self.walk(item, f'{where}.namespaces[{index}]', region=dev)
+
+    def _namespace(self, obj, dev, where, region):
+        if region is None:
+            match = _NAMESPACE_DEV.match(dev)
+            if not match:
+                raise _fail(f'{where}.dev', f'{dev!r:.40} is not namespaceX.Y')
+            region = f'region{match.group(1)}'
+        mode = _str(obj, 'mode', where)
+        chardev = _str(obj, 'chardev', where)
+        dax_mode = None
+        daxregion = obj.get('daxregion')
+        if daxregion is not None:
+            dax_where = f'{where}.daxregion'
+            devices = _list(_dict(daxregion, dax_where), 'devices', dax_where)
+            for index, item in enumerate(devices):
+                device_where = f'{dax_where}.devices[{index}]'
+                device = _dict(item, device_where)
+                device_chardev = _str(device, 'chardev', device_where)
+                if chardev in (None, device_chardev):
+                    chardev = device_chardev
+                    dax_mode = _str(device, 'mode', device_where)
+                    break
+        self.namespaces.setdefault(
+            dev,
+            Namespace(
+                dev=dev,
+                region=region,
+                mode=_LEGACY_MODES.get(mode, mode),
+                name=_str(obj, 'name', where),
+                enabled=_str(obj, 'state', where) != 'disabled',
+                size=_int(obj, 'size', where),
+                uuid=_str(obj, 'uuid', where),
+                align=_int(obj, 'align', where),
+                chardev=chardev,
+                dax_mode=dax_mode,
+                numa_node=_numa_node(obj, where)
+                if 'numa_node' in obj or region not in self.regions
+                else self.regions[region].numa_node,
+            ),
+        )
+
+
+def parse_listing(text):
+    """Turn ``ndctl list`` output (str or bytes) into an :class:`Inventory`.
+
+    Empty output is ndctl's way of saying "nothing matched": an empty
+    inventory, not an error.
+
+    :raises NdctlOutputError: naming where the output is not what ndctl
+        prints.
+    """
+    if isinstance(text, bytes):
+        try:
+            text = text.decode('utf-8')
+        except UnicodeDecodeError as err:
+            raise _fail('top level', f'not UTF-8 ({err.reason})') from None
+    if not text.strip():
+        return Inventory()
+    try:
+        document = json.loads(text)
+    except ValueError as err:
+        raise _fail('top level', f'not JSON ({err})') from None
+    except RecursionError:
+        raise _fail('top level', 'nested too deeply') from None
+    reader = _Reader()
+    try:
+        reader.walk(document, 'top level')
+    except RecursionError:
+        raise _fail('top level', 'nested too deeply') from None
+    regions = dict(reader.regions)
+    for namespace in reader.namespaces.values():
+        # A plain "-N" listing names no regions; namespaceX.Y is regionX.
+        regions.setdefault(namespace.region, Region(dev=namespace.region))
+    return Inventory(
+        dimms=tuple(reader.dimms.values()),
+        regions=tuple(regions.values()),
+        namespaces=tuple(reader.namespaces.values()),
+    )

@@ -1,0 +1,18 @@
+#!/bin/bash
+# Regenerate tests/unit/fixtures/ndctl/ from a real kernel: boot the QEMU
+# rig (tools/qemu-pmem, no PMEM hardware or KVM needed), create the default
+# scenario of namespaces and save what ndctl prints for each listing shape
+# the unit tests use. Needs the rig's packages: tools/qemu-pmem/build.sh
+# --install-deps.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+DEST="$HERE/../tests/unit/fixtures/ndctl"
+OUT="$(mktemp -d)"
+trap 'rm -rf "$OUT"' EXIT
+
+"$HERE/qemu-pmem/build.sh"
+"$HERE/qemu-pmem/run.sh" --quiet "$OUT/run" "$HERE/qemu-pmem/guest/capture-fixtures.sh"
+mkdir -p "$DEST"
+rm -f "$DEST"/*.json "$DEST"/MANIFEST "$DEST"/ndctl-version
+cp "$OUT"/run/files/*.json "$OUT"/run/files/MANIFEST "$OUT"/run/files/ndctl-version "$DEST"/
+echo "captured $(ls "$DEST"/*.json | wc -l) listings from ndctl $(cat "$DEST/ndctl-version") into $DEST"
