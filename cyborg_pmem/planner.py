@@ -1,0 +1,291 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Plan what the driver reports: inventory + labels -> devices.
+
+Pure, and the one place where every refusal is decided. The result is
+plain data; ``driver.py`` turns it into Cyborg objects and the CLI prints
+it. Everything the conductor matches on (``cpid_info``, deployable
+``name``, ``attach_info``) is derived only from stable facts, serialized
+with sorted keys, so that two discoveries of an unchanged host are equal
+byte for byte.
+"""
+
+import dataclasses
+import hashlib
+import json
+import re
+
+import os_traits
+
+from cyborg_pmem import exception
+from cyborg_pmem import labels as labels_mod
+
+ATTACH_TYPE = 'PMEM'
+CPID_TYPE = 'PMEM'
+DEVICE_TYPE = 'PMEM'
+# Cyborg's attach_handles.attach_info column is a String(255).
+MAX_ATTACH_INFO_LENGTH = 255
+PREFIX = labels_mod.RESOURCE_CLASS_PREFIX
+_VENDOR_IN_DIMM_ID = re.compile(r'^([0-9a-fA-F]{4})-')
+
+
+@dataclasses.dataclass(frozen=True)
+class AttachHandlePlan:
+    namespace: str
+    attach_info: str
+    attach_type: str = ATTACH_TYPE
+    in_use: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class DeployablePlan:
+    name: str
+    label: str
+    resource_class: str
+    traits: tuple
+    attach_handles: tuple
+
+    @property
+    def num_accelerators(self):
+        return len(self.attach_handles)
+
+    @property
+    def attributes(self):
+        """Cyborg's attribute list: ``rc`` and ``trait0..N``."""
+        pairs = [('rc', self.resource_class)]
+        pairs += [(f'trait{i}', t) for i, t in enumerate(self.traits)]
+        return tuple(pairs)
+
+
+@dataclasses.dataclass(frozen=True)
+class DevicePlan:
+    region: str
+    vendor: str
+    model: str
+    std_board_info: str
+    vendor_board_info: str
+    cpid_info: str
+    deployables: tuple
+    type: str = DEVICE_TYPE
+    cpid_type: str = CPID_TYPE
+    stub: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Refusal:
+    name: str
+    label: str
+    reason: str
+
+    def __str__(self):
+        return f'namespace {self.name!r} (label {self.label!r}): {self.reason}'
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    devices: tuple = ()
+    refusals: tuple = ()
+
+    def offered(self):
+        """Namespaces offered per label, for the log and the CLI."""
+        counts = {}
+        for device in self.devices:
+            for deployable in device.deployables:
+                counts[deployable.label] = (
+                    counts.get(deployable.label, 0)
+                    + deployable.num_accelerators
+                )
+        return counts
+
+
+def _dumps(value):
+    return json.dumps(value, sort_keys=True, separators=(',', ':'))
+
+
+def region_key(region, inventory):
+    """A name for the region that survives reboots and renumbering.
+
+    The interleave-set cookie identifies the set of DIMMs and their
+    positions; label-less or legacy regions may lack it, then the DIMM ids
+    serve; a region with neither (e820 memmap=) only has its name.
+    """
+    if region.iset_id is not None:
+        return 'iset-%016x' % (region.iset_id & 0xFFFFFFFFFFFFFFFF)
+    dimm_ids = _dimm_ids(region, inventory)
+    if dimm_ids:
+        digest = hashlib.sha256(_dumps(dimm_ids).encode()).hexdigest()
+        return 'dimms-' + digest[:16]
+    return region.dev
+
+
+def _dimm_ids(region, inventory):
+    ids = []
+    for dev in region.dimms:
+        dimm = inventory.dimm(dev)
+        if dimm is not None and dimm.id:
+            ids.append(dimm.id)
+    return ids
+
+
+def _vendor(dimm_ids):
+    # ndctl prints a DIMM id as VVVV-...: VVVV is the JEDEC vendor id.
+    vendors = sorted(
+        {
+            m.group(1).lower()
+            for m in map(_VENDOR_IN_DIMM_ID.match, dimm_ids)
+            if m
+        }
+    )
+    return ','.join('0x' + v for v in vendors) or 'unknown'
+
+
+def _refusal_reason(matches):
+    if len(matches) > 1:
+        devs = ', '.join(sorted(ns.dev for ns in matches))
+        return f'name is ambiguous: {devs} all carry it'
+    (ns,) = matches
+    if not ns.enabled:
+        return f'{ns.dev} is disabled (ndctl enable-namespace {ns.dev})'
+    if ns.mode != 'devdax':
+        return f'{ns.dev} is in {ns.mode or "an unknown"} mode, not devdax'
+    if ns.dax_mode not in (None, 'devdax'):
+        return (
+            f'{ns.chardev} is onlined as {ns.dax_mode} (daxctl '
+            f'reconfigure-device -m devdax {ns.chardev})'
+        )
+    if not ns.chardev:
+        return f'{ns.dev} has no device-DAX character device'
+    if ns.size is None:
+        return f'ndctl shows no size for {ns.dev}'
+    return None
+
+
+def attach_info(namespace, label):
+    """The attach handle's JSON: what a consumer needs for libvirt's
+    ``<memory model='nvdimm'>`` (the fields of Nova's LibvirtVPMEMDevice)
+    plus the kernel device name, uuid and NUMA node."""
+    return _dumps(
+        {
+            'align': namespace.align,
+            'dev': namespace.dev,
+            'devpath': '/dev/' + namespace.chardev,
+            'label': label,
+            'name': namespace.name,
+            'numa_node': namespace.numa_node,
+            'size': namespace.size,
+            'uuid': namespace.uuid,
+        }
+    )
+
+
+def plan(inventory, labels, hostname):
+    """Decide the devices to report and the namespaces to refuse.
+
+    :param inventory: an :class:`cyborg_pmem.inventory.Inventory`.
+    :param labels: ``{label: (name, ...)}`` from
+        :func:`cyborg_pmem.labels.parse_pmem_namespaces`.
+    :param hostname: the compute host; deployable names (the Placement
+        provider names) must be unique in the whole cloud.
+    :raises NvdimmStackDown: namespaces are configured but ndctl shows no
+        region at all; reporting nothing would delete every device.
+    """
+    configured = sum(len(names) for names in labels.values())
+    if configured and not inventory.regions:
+        raise exception.NvdimmStackDown(count=configured)
+
+    by_name = {}
+    for ns in inventory.namespaces:
+        if ns.name is not None:
+            by_name.setdefault(ns.name, []).append(ns)
+
+    refusals = []
+    handles = {}  # (region dev, label) -> [AttachHandlePlan]
+    for label, names in labels.items():
+        for name in names:
+            matches = by_name.get(name, [])
+            if not matches:
+                refusals.append(Refusal(name, label, 'not found on this host'))
+                continue
+            reason = _refusal_reason(matches)
+            if reason is None:
+                info = attach_info(matches[0], label)
+                if len(info) > MAX_ATTACH_INFO_LENGTH:
+                    reason = (
+                        f'its attach_info would be {len(info)} characters, '
+                        f'over Cyborg\'s {MAX_ATTACH_INFO_LENGTH}'
+                    )
+            if reason is not None:
+                refusals.append(Refusal(name, label, reason))
+                continue
+            handles.setdefault((matches[0].region, label), []).append(
+                AttachHandlePlan(namespace=name, attach_info=info)
+            )
+
+    devices = []
+    for region in sorted(inventory.regions, key=_natural_key):
+        deployables = []
+        key = region_key(region, inventory)
+        for label in labels:
+            found = handles.get((region.dev, label))
+            if not found:
+                continue
+            rc = labels_mod.resource_class(label)
+            deployables.append(
+                DeployablePlan(
+                    name=f'{hostname}_{key}_{rc.removeprefix(PREFIX)}',
+                    label=label,
+                    resource_class=rc,
+                    traits=(rc, os_traits.OWNER_CYBORG),
+                    attach_handles=tuple(found),
+                )
+            )
+        if deployables:
+            devices.append(_device(region, key, inventory, deployables))
+    return Plan(devices=tuple(devices), refusals=tuple(refusals))
+
+
+def _device(region, key, inventory, deployables):
+    dimm_ids = _dimm_ids(region, inventory)
+    iset_id = (
+        None
+        if region.iset_id is None
+        else '0x%016x' % (region.iset_id & 0xFFFFFFFFFFFFFFFF)
+    )
+    return DevicePlan(
+        region=region.dev,
+        vendor=_vendor(dimm_ids),
+        model=(
+            f'PMEM region, {len(region.dimms)}-way interleave'
+            if region.dimms
+            else 'PMEM region'
+        ),
+        std_board_info=_dumps(
+            {
+                'dimms': list(region.dimms),
+                'iset_id': iset_id,
+                'numa_node': region.numa_node,
+                'region': region.dev,
+                'size': region.size,
+            }
+        ),
+        vendor_board_info=_dumps({'dimm_ids': dimm_ids}),
+        cpid_info=_dumps({'region_key': key}),
+        deployables=tuple(deployables),
+    )
+
+
+def _natural_key(region):
+    """region2 before region10."""
+    return [
+        int(p) if p.isdigit() else p for p in re.split(r'(\d+)', region.dev)
+    ]
