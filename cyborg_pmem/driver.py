@@ -1,0 +1,136 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The Cyborg adapter: ``intel_pmem_driver`` for cyborg-agent.
+
+Thin on purpose: it checks that the installed Cyborg knows the PMEM
+types, reads ``[pmem_devices]`` from the global configuration, runs the
+shared discovery and turns the plan into Cyborg driver objects.
+"""
+
+import socket
+
+from cyborg.accelerator.drivers import driver as cyborg_driver
+from oslo_config import cfg
+from oslo_log import log as logging
+
+from cyborg_pmem import conf
+from cyborg_pmem import discovery
+from cyborg_pmem import exception
+from cyborg_pmem import planner
+
+LOG = logging.getLogger(__name__)
+CONF = cfg.CONF
+
+
+def missing_pmem_support():
+    """Which PMEM types the installed Cyborg lacks (empty when none).
+
+    A Cyborg without them creates the Placement provider and then fails
+    on the attach handle, leaving an orphan provider (CYBORG.md), so the
+    driver must not report anything there.
+    """
+    from cyborg.common import constants
+
+    missing = []
+    if planner.DEVICE_TYPE not in constants.DEVICE_TYPE:
+        missing.append('device type')
+    if planner.ATTACH_TYPE not in constants.ATTACH_HANDLE_TYPES:
+        missing.append('attach handle type')
+    # Stock Cyborg's CPID_TYPE is the bare string "PCI": a substring test
+    # there would pass for "CI", so require a real collection.
+    cpid_types = constants.CPID_TYPE
+    if isinstance(cpid_types, str) or planner.CPID_TYPE not in cpid_types:
+        missing.append('control path type')
+    return missing
+
+
+def _hostname():
+    try:
+        return CONF.host
+    except cfg.NoSuchOptError:
+        return socket.gethostname()
+
+
+class IntelPMEMDriver(cyborg_driver.GenericDriver):
+    """Reports device-DAX namespaces of Intel PMEM regions."""
+
+    # The stevedore entry point name: Cyborg records it as each
+    # deployable's driver_name, and the agent loads the driver by it to
+    # clean up a released attach handle.
+    NAME = 'intel_pmem_driver'
+
+    def __init__(self):
+        missing = missing_pmem_support()
+        if missing:
+            raise exception.CyborgLacksPmem(missing=', '.join(missing))
+        conf.register_opts(CONF)
+        self._discovery = discovery.Discovery.from_conf(CONF.pmem_devices)
+
+    def discover(self):
+        plan = self._discovery.run(_hostname())
+        return [_driver_device(device) for device in plan.devices]
+
+    def update(self, control_path, image_path):
+        LOG.warning(
+            'intel_pmem_driver cannot update firmware (asked for '
+            '%s); use ipmctl on the host',
+            image_path,
+        )
+        return False
+
+    def get_stats(self):
+        return {}
+
+
+def _driver_device(device):
+    from cyborg.objects.driver_objects import driver_attach_handle
+    from cyborg.objects.driver_objects import driver_attribute
+    from cyborg.objects.driver_objects import driver_controlpath_id
+    from cyborg.objects.driver_objects import driver_deployable
+    from cyborg.objects.driver_objects import driver_device
+
+    deployables = []
+    for deployable in device.deployables:
+        deployables.append(
+            driver_deployable.DriverDeployable(
+                name=deployable.name,
+                driver_name=IntelPMEMDriver.NAME,
+                num_accelerators=deployable.num_accelerators,
+                attribute_list=[
+                    driver_attribute.DriverAttribute(key=key, value=value)
+                    for key, value in deployable.attributes
+                ],
+                attach_handle_list=[
+                    driver_attach_handle.DriverAttachHandle(
+                        attach_type=handle.attach_type,
+                        attach_info=handle.attach_info,
+                        in_use=handle.in_use,
+                    )
+                    for handle in deployable.attach_handles
+                ],
+            )
+        )
+    return driver_device.DriverDevice(
+        vendor=device.vendor,
+        model=device.model,
+        type=device.type,
+        std_board_info=device.std_board_info,
+        vendor_board_info=device.vendor_board_info,
+        # Set explicitly: Cyborg does not apply the field default, and
+        # report_data fails on an unset stub.
+        stub=device.stub,
+        controlpath_id=driver_controlpath_id.DriverControlPathID(
+            cpid_type=device.cpid_type, cpid_info=device.cpid_info
+        ),
+        deployable_list=deployables,
+    )
