@@ -1,0 +1,247 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""``cyborg-pmem-discover``: show what intel_pmem_driver would report.
+
+It runs the driver's own discovery (minus the Cyborg object step, so it
+works where Cyborg is not installed) and is strict where the driver is
+lenient: any configured namespace that cannot be offered makes it exit 1,
+so a dry run before enabling the driver shows every problem.
+
+Exit status: 0 all configured namespaces offered, 1 some refused,
+2 the configuration or ndctl failed.
+"""
+
+import contextlib
+import json
+import logging
+import socket
+import sys
+
+from oslo_config import cfg
+
+from cyborg_pmem import conf
+from cyborg_pmem import discovery
+from cyborg_pmem import exception
+
+EXIT_REFUSED = 1
+EXIT_ERROR = 2
+
+CLI_OPTS = [
+    cfg.StrOpt(
+        'ndctl-output',
+        metavar='FILE',
+        help='Read a saved "ndctl list" output from FILE ("-" for stdin) '
+        'instead of running ndctl.',
+    ),
+    cfg.StrOpt(
+        'format',
+        default='table',
+        choices=['table', 'json'],
+        help='Output format.',
+    ),
+    cfg.BoolOpt(
+        'debug',
+        short='d',
+        default=False,
+        help='Log the driver\'s own messages (ndctl argv and timing, '
+        'warnings, the discovery summary) to stderr.',
+    ),
+]
+
+TABLE_COLUMNS = (
+    'Region',
+    'Resource class',
+    'Namespace',
+    'Device',
+    'Path',
+    'Size',
+    'Align',
+    'NUMA',
+)
+
+
+def plan_as_dict(plan):
+    """The ``--format json`` document: DriverDevice fields, nested."""
+    return {
+        'devices': [
+            {
+                'vendor': device.vendor,
+                'model': device.model,
+                'type': device.type,
+                'std_board_info': device.std_board_info,
+                'vendor_board_info': device.vendor_board_info,
+                'stub': device.stub,
+                'controlpath_id': {
+                    'cpid_type': device.cpid_type,
+                    'cpid_info': device.cpid_info,
+                },
+                'deployable_list': [
+                    {
+                        'name': deployable.name,
+                        'num_accelerators': deployable.num_accelerators,
+                        'attribute_list': [
+                            {'key': key, 'value': value}
+                            for key, value in deployable.attributes
+                        ],
+                        'attach_handle_list': [
+                            {
+                                'attach_type': handle.attach_type,
+                                'in_use': handle.in_use,
+                                'attach_info': handle.attach_info,
+                            }
+                            for handle in deployable.attach_handles
+                        ],
+                    }
+                    for deployable in device.deployables
+                ],
+            }
+            for device in plan.devices
+        ],
+        'refused': [
+            {'name': r.name, 'label': r.label, 'reason': r.reason}
+            for r in plan.refusals
+        ],
+    }
+
+
+def _human_bytes(value):
+    if value is None:
+        return '-'
+    for unit in ('B', 'KiB', 'MiB', 'GiB', 'TiB'):
+        if value < 1024 or unit == 'TiB':
+            return (
+                f'{value:.0f} {unit}'
+                if unit == 'B'
+                else (f'{value:.2f}'.rstrip('0').rstrip('.') + f' {unit}')
+            )
+        value /= 1024
+    raise AssertionError('unreachable')  # pragma: no cover
+
+
+def format_table(plan):
+    rows = []
+    for device in plan.devices:
+        for deployable in device.deployables:
+            for handle in deployable.attach_handles:
+                info = json.loads(handle.attach_info)
+                rows.append(
+                    (
+                        device.region,
+                        deployable.resource_class,
+                        info['name'],
+                        info['dev'],
+                        info['devpath'],
+                        _human_bytes(info['size']),
+                        _human_bytes(info['align']),
+                        '-'
+                        if info['numa_node'] is None
+                        else str(info['numa_node']),
+                    )
+                )
+    widths = [
+        max(len(str(c)) for c in column)
+        for column in zip(TABLE_COLUMNS, *rows, strict=False)
+    ]
+    lines = [
+        '  '.join(
+            cell.ljust(width) for cell, width in zip(row, widths, strict=True)
+        ).rstrip()
+        for row in [TABLE_COLUMNS, *rows]
+    ]
+    deployables = sum(len(d.deployables) for d in plan.devices)
+    lines.append('')
+    lines.append(
+        f'{len(plan.devices)} device(s), {deployables} deployable(s), '
+        f'{len(rows)} namespace(s) offered, {len(plan.refusals)} refused'
+    )
+    for device in plan.devices:
+        for deployable in device.deployables:
+            lines.append(
+                f'  {deployable.name}: {deployable.resource_class} x '
+                f'{deployable.num_accelerators}'
+            )
+    return '\n'.join(lines)
+
+
+def _read_listing(path):
+    if path is None:
+        return None
+    if path == '-':
+        return sys.stdin.buffer.read()
+    try:
+        with open(path, 'rb') as listing:
+            return listing.read()
+    except OSError as err:
+        raise exception.ListingUnreadable(
+            path=path, reason=err.strerror
+        ) from None
+
+
+@contextlib.contextmanager
+def _driver_log(stream, debug):
+    """Send the driver's log to ``stream``: everything with --debug, else
+    only errors, since refusals get a line of their own."""
+    logger = logging.getLogger('cyborg_pmem')
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter('%(levelname)s %(message)s'))
+    saved = logger.level, logger.propagate
+    logger.setLevel(logging.DEBUG if debug else logging.ERROR)
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+
+def _discover(config, stderr):
+    with _driver_log(stderr, config.debug):
+        listing = _read_listing(config.ndctl_output)
+        return discovery.Discovery.from_conf(config.pmem_devices).run(
+            config.host, listing=listing
+        )
+
+
+def run(argv, stdout, stderr):
+    config = cfg.ConfigOpts()
+    conf.register_opts(config)
+    config.register_cli_opts(CLI_OPTS)
+    # Cyborg's own option: deployable names start with it.
+    config.register_opt(
+        cfg.StrOpt(
+            'host',
+            default=socket.gethostname(),
+            sample_default='<current hostname>',
+        )
+    )
+    # Read cyborg.conf as the agent does; only our options matter here.
+    try:
+        config(argv, project='cyborg', prog='cyborg-pmem-discover')
+        result = _discover(config, stderr)
+    except (exception.PmemError, cfg.Error) as err:
+        print(f'cyborg-pmem-discover: error: {err}', file=stderr)
+        return EXIT_ERROR
+    if config.format == 'json':
+        json.dump(plan_as_dict(result), stdout, indent=2, sort_keys=True)
+        stdout.write('\n')
+    else:
+        stdout.write(format_table(result) + '\n')
+    for refusal in result.refusals:
+        print(f'cyborg-pmem-discover: refused {refusal}', file=stderr)
+    return EXIT_REFUSED if result.refusals else 0
+
+
+def main():
+    sys.exit(run(sys.argv[1:], sys.stdout, sys.stderr))

@@ -1,0 +1,296 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+import io
+import json
+import os
+
+import fixtures
+
+from cyborg_pmem.cmd import discover
+from tests.unit import base
+
+LISTING = os.path.join(base.FIXTURES, 'ndctl', 'driver-listing.json')
+
+
+class DiscoverCommandTest(base.TestCase):
+    def setUp(self):
+        super().setUp()
+        self.tmp = self.useFixture(fixtures.TempDir()).path
+
+    def _conf(self, namespaces, extra=''):
+        path = os.path.join(
+            self.tmp, f'cyborg{len(os.listdir(self.tmp))}.conf'
+        )
+        with open(path, 'w') as f:
+            f.write(
+                f'[DEFAULT]\nhost = compute-0\n[pmem_devices]\n'
+                f'pmem_namespaces = {namespaces}\n{extra}'
+            )
+        return path
+
+    def _run(self, *argv, stdin=None):
+        stdout, stderr = io.StringIO(), io.StringIO()
+        if stdin is not None:
+            fake_stdin = io.TextIOWrapper(io.BytesIO(stdin.encode()))
+            self.useFixture(fixtures.MonkeyPatch('sys.stdin', fake_stdin))
+        code = discover.run(list(argv), stdout, stderr)
+        return code, stdout.getvalue(), stderr.getvalue()
+
+    def test_table(self):
+        code, out, err = self._run(
+            '--config-file',
+            self._conf('SMALL:ns0|ns1,LARGE:ns3'),
+            '--ndctl-output',
+            LISTING,
+        )
+        self.assertEqual((0, ''), (code, err))
+        lines = out.splitlines()
+        self.assertEqual(
+            [
+                'Region',
+                'Resource',
+                'class',
+                'Namespace',
+                'Device',
+                'Path',
+                'Size',
+                'Align',
+                'NUMA',
+            ],
+            lines[0].split(),
+        )
+        self.assertEqual(
+            [
+                'region0',
+                'CUSTOM_PMEM_NAMESPACE_SMALL',
+                'ns0',
+                'namespace0.0',
+                '/dev/dax0.0',
+                '1006',
+                'MiB',
+                '2',
+                'MiB',
+                '0',
+            ],
+            lines[1].split(),
+        )
+        self.assertEqual(
+            [
+                'region1',
+                'CUSTOM_PMEM_NAMESPACE_LARGE',
+                'ns3',
+                'namespace1.0',
+                '/dev/dax1.0',
+                '1.97',
+                'GiB',
+                '2',
+                'MiB',
+                '1',
+            ],
+            lines[3].split(),
+        )
+        self.assertIn(
+            '2 device(s), 2 deployable(s), 3 namespace(s) offered, 0 refused',
+            out,
+        )
+        self.assertRegex(
+            out,
+            r'compute-0_iset-[0-9a-f]{16}_SMALL: '
+            r'CUSTOM_PMEM_NAMESPACE_SMALL x 2',
+        )
+
+    def test_json_follows_the_cli_contract(self):
+        code, out, _err = self._run(
+            '--config-file',
+            self._conf('SMALL:ns0|ns1,LARGE:ns3'),
+            '--ndctl-output',
+            LISTING,
+            '--format',
+            'json',
+        )
+        self.assertEqual(0, code)
+        document = json.loads(out)
+        self.assertEqual([], document['refused'])
+        device = document['devices'][0]
+        self.assertLessEqual(
+            {
+                'vendor',
+                'model',
+                'type',
+                'std_board_info',
+                'vendor_board_info',
+                'controlpath_id',
+                'deployable_list',
+            },
+            set(device),
+        )
+        self.assertEqual(
+            {'cpid_type', 'cpid_info'}, set(device['controlpath_id'])
+        )
+        deployable = device['deployable_list'][0]
+        self.assertEqual(
+            {
+                'name',
+                'num_accelerators',
+                'attribute_list',
+                'attach_handle_list',
+            },
+            set(deployable),
+        )
+        self.assertEqual(
+            [
+                {'key': 'rc', 'value': 'CUSTOM_PMEM_NAMESPACE_SMALL'},
+                {'key': 'trait0', 'value': 'CUSTOM_PMEM_NAMESPACE_SMALL'},
+                {'key': 'trait1', 'value': 'OWNER_CYBORG'},
+            ],
+            deployable['attribute_list'],
+        )
+        handle = deployable['attach_handle_list'][0]
+        self.assertEqual(
+            ('PMEM', False), (handle['attach_type'], handle['in_use'])
+        )
+        info = json.loads(handle['attach_info'])
+        self.assertLessEqual(
+            {'name', 'dev', 'devpath', 'size', 'align', 'label'}, set(info)
+        )
+
+    def test_stdin(self):
+        with open(LISTING) as f:
+            listing = f.read()
+        code, out, _err = self._run(
+            '--config-file',
+            self._conf('L:ns3'),
+            '--ndctl-output',
+            '-',
+            stdin=listing,
+        )
+        self.assertEqual(0, code)
+        self.assertIn('/dev/dax1.0', out)
+
+    def test_refusals_exit_1_one_line_each(self):
+        code, out, err = self._run(
+            '--config-file',
+            self._conf('SMALL:ns0|ns2,LARGE:ns4|ns9'),
+            '--ndctl-output',
+            LISTING,
+        )
+        self.assertEqual(1, code)
+        self.assertIn('1 namespace(s) offered, 3 refused', out)
+        self.assertEqual(
+            [
+                "cyborg-pmem-discover: refused namespace 'ns2' (label "
+                "'SMALL'): namespace0.2 is disabled (ndctl enable-namespace "
+                "namespace0.2)",
+                "cyborg-pmem-discover: refused namespace 'ns4' (label "
+                "'LARGE'): namespace1.1 is in fsdax mode, not devdax",
+                "cyborg-pmem-discover: refused namespace 'ns9' (label "
+                "'LARGE'): not found on this host",
+            ],
+            err.splitlines(),
+        )
+
+    def test_errors_exit_2_with_one_line(self):
+        bad_json = os.path.join(self.tmp, 'bad.json')
+        with open(bad_json, 'w') as f:
+            f.write('{"regions": [')
+        cases = [
+            (
+                (
+                    '--config-file',
+                    self._conf('SMALL'),
+                    '--ndctl-output',
+                    LISTING,
+                ),
+                'entry \'SMALL\' must have',
+            ),
+            (
+                (
+                    '--config-file',
+                    self._conf('L:ns0'),
+                    '--ndctl-output',
+                    bad_json,
+                ),
+                'unexpected ndctl list output',
+            ),
+            (
+                (
+                    '--config-file',
+                    self._conf('L:ns0'),
+                    '--ndctl-output',
+                    os.path.join(self.tmp, 'missing'),
+                ),
+                'cannot read ndctl output',
+            ),
+            (
+                ('--config-file', os.path.join(self.tmp, 'nope.conf')),
+                'nope.conf',
+            ),
+            (
+                (
+                    '--config-file',
+                    self._conf('L:ns0', 'ndctl_timeout = x\n'),
+                    '--ndctl-output',
+                    LISTING,
+                ),
+                'ndctl_timeout',
+            ),
+            (
+                (
+                    '--config-file',
+                    self._conf('L:ns0'),
+                    '--ndctl-output',
+                    os.path.join(base.FIXTURES, 'ndctl', 'no-match.json'),
+                ),
+                'shows no PMEM region',
+            ),
+        ]
+        for argv, expected in cases:
+            with self.subTest(expected=expected):
+                code, out, err = self._run(*argv)
+                self.assertEqual(2, code)
+                self.assertEqual('', out)
+                self.assertEqual(1, len(err.splitlines()), err)
+                self.assertTrue(
+                    err.startswith('cyborg-pmem-discover: error: ')
+                )
+                self.assertIn(expected, err)
+                self.assertNotIn('Traceback', err)
+
+    def test_ndctl_failure_is_an_error(self):
+        self.mock_execute(side_effect=FileNotFoundError(2, 'no'))
+        code, out, err = self._run('--config-file', self._conf('L:ns0'))
+        self.assertEqual(2, code)
+        self.assertIn("ndctl executable 'ndctl' not found", err)
+
+    def test_debug_shows_the_driver_log(self):
+        code, _out, err = self._run(
+            '--config-file',
+            self._conf('L:ns0|ns9'),
+            '--ndctl-output',
+            LISTING,
+            '--debug',
+        )
+        self.assertEqual(1, code)
+        self.assertIn("WARNING Not offering PMEM namespace 'ns9'", err)
+        self.assertIn('INFO PMEM discovery: 2 region(s), 1 reported', err)
+
+    def test_human_bytes(self):
+        cases = {
+            None: '-',
+            512: '512 B',
+            2097152: '2 MiB',
+            1054867456: '1006 MiB',
+            1 << 50: '1024 TiB',
+        }
+        for value, expected in cases.items():
+            self.assertEqual(expected, discover._human_bytes(value))
