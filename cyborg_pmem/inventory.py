@@ -21,6 +21,7 @@ every object with a ``dev`` is classified by its device name.
 
 import dataclasses
 import json
+import math
 import re
 
 from cyborg_pmem import exception
@@ -116,9 +117,7 @@ def _int(obj, key, where):
     if isinstance(value, int):
         return value
     if isinstance(value, float):
-        if value != value or value in (float('inf'), float('-inf')):
-            raise _fail(f'{where}.{key}', f'not a finite number: {value}')
-        return int(value)
+        return _finite(value, where, key)
     text = value.strip()
     try:
         return int(text, 0)
@@ -127,7 +126,14 @@ def _int(obj, key, where):
     match = _HUMAN_SIZE.match(text)
     if not match:
         raise _fail(f'{where}.{key}', f'not a number: {value!r:.40}')
-    return round(float(match.group(1)) * _BINARY_UNITS[match.group(2)])
+    number = float(match.group(1)) * _BINARY_UNITS[match.group(2)]
+    return _finite(number, where, key)
+
+
+def _finite(number, where, key):
+    if not math.isfinite(number):
+        raise _fail(f'{where}.{key}', f'not a finite number: {number}')
+    return round(number)
 
 
 def _numa_node(obj, where):
@@ -278,17 +284,13 @@ def parse_listing(text):
             raise _fail('top level', f'not UTF-8 ({err.reason})') from None
     if not text.strip():
         return Inventory()
-    try:
-        document = json.loads(text)
-    except ValueError as err:
-        raise _fail('top level', f'not JSON ({err})') from None
-    except RecursionError:
-        raise _fail('top level', 'nested too deeply') from None
     reader = _Reader()
     try:
-        reader.walk(document, 'top level')
+        reader.walk(json.loads(text), 'top level')
     except RecursionError:
         raise _fail('top level', 'nested too deeply') from None
+    except ValueError as err:
+        raise _fail('top level', f'not JSON ({err})') from None
     regions = dict(reader.regions)
     for namespace in reader.namespaces.values():
         # A plain "-N" listing names no regions; namespaceX.Y is regionX.

@@ -395,12 +395,26 @@ class MalformedTest(base.TestCase):
             'is not namespaceX.Y',
         )
 
-    def test_nan_size(self):
-        self.assertRefused(
-            '{"dev": "namespace0.0", "size": NaN}',
-            'top level.size',
-            'not a finite number',
+    def test_non_finite_sizes(self):
+        for size in (
+            'NaN',
+            'Infinity',
+            '-Infinity',
+            '1e999',
+            '"' + '9' * 400 + '.5 MiB"',
+        ):
+            with self.subTest(size=size[:20]):
+                self.assertRefused(
+                    '{"dev": "namespace0.0", "size": ' + size + '}',
+                    'top level.size',
+                    'not a finite number',
+                )
+
+    def test_finite_float_size(self):
+        inv = inventory.parse_listing(
+            '{"dev": "namespace0.0", "size": 1054867456.0}'
         )
+        self.assertEqual(1054867456, inv.namespaces[0].size)
 
     def test_nesting_too_deep(self):
         self.assertRefused(
