@@ -42,37 +42,73 @@ patch_dir="$script_dir/../contrib/cyborg"
 cache_dir="${CYBORG_PMEM_CACHE:-${HOME:?HOME is not set}/.cache/cyborg-pmem}"
 force=0
 
+need_value() {
+    [ "$2" -ge 2 ] || die "$1 needs a value"
+}
+
 while [ $# -gt 0 ]; do
     case "$1" in
-        --python) [ $# -ge 2 ] || die "--python needs a value"
-                  python=$2; shift 2 ;;
-        --python=*) python=${1#*=}; shift ;;
-        --patches) [ $# -ge 2 ] || die "--patches needs a value"
-                   patch_dir=$2; shift 2 ;;
-        --patches=*) patch_dir=${1#*=}; shift ;;
-        --cache-dir) [ $# -ge 2 ] || die "--cache-dir needs a value"
-                     cache_dir=$2; shift 2 ;;
-        --cache-dir=*) cache_dir=${1#*=}; shift ;;
-        --force) force=1; shift ;;
-        -h|--help) usage 0 ;;
-        -*) die "unknown option: $1 (see --help)" ;;
-        *) [ -z "$python" ] || die "more than one python given: $python, $1"
-           python=$1; shift ;;
+        --python)
+            need_value "$1" $#
+            python=$2
+            shift 2
+            ;;
+        --python=*)
+            python=${1#*=}
+            shift
+            ;;
+        --patches)
+            need_value "$1" $#
+            patch_dir=$2
+            shift 2
+            ;;
+        --patches=*)
+            patch_dir=${1#*=}
+            shift
+            ;;
+        --cache-dir)
+            need_value "$1" $#
+            cache_dir=$2
+            shift 2
+            ;;
+        --cache-dir=*)
+            cache_dir=${1#*=}
+            shift
+            ;;
+        --force)
+            force=1
+            shift
+            ;;
+        -h|--help)
+            usage 0
+            ;;
+        -*)
+            die "unknown option: $1 (see --help)"
+            ;;
+        *)
+            [ -z "$python" ] || die "more than one python: $python, $1"
+            python=$1
+            shift
+            ;;
     esac
 done
 
 [ -n "$python" ] || die "no target python given (see --help)"
 if [ -d "$python" ]; then
-    [ -x "$python/bin/python" ] || die "$python is a directory but not a virtualenv (no bin/python)"
+    [ -x "$python/bin/python" ] \
+        || die "$python is a directory but not a virtualenv (no bin/python)"
     python=$python/bin/python
 fi
-command -v "$python" >/dev/null 2>&1 || die "target python not found: $python"
+command -v "$python" >/dev/null 2>&1 \
+    || die "target python not found: $python"
 python=$(command -v "$python")
 "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
-    || die "$python is older than Python 3.10, which Cyborg $CYBORG_VERSION needs"
+    || die "$python is older than 3.10, which Cyborg $CYBORG_VERSION needs"
 "$python" -m pip --version >/dev/null 2>&1 || die "$python has no pip"
-command -v patch >/dev/null 2>&1 || die "'patch' is not installed (apt-get install patch)"
-command -v sha256sum >/dev/null 2>&1 || die "'sha256sum' is not installed"
+command -v patch >/dev/null 2>&1 \
+    || die "'patch' is not installed (apt-get install patch)"
+command -v sha256sum >/dev/null 2>&1 \
+    || die "'sha256sum' is not installed"
 
 [ -d "$patch_dir" ] || die "patch directory not found: $patch_dir"
 patch_dir=$(cd "$patch_dir" && pwd)
@@ -117,7 +153,8 @@ EOF
 }
 
 if [ "$force" -eq 0 ] && [ "$(installed_series)" = "$series" ]; then
-    info "openstack-cyborg $CYBORG_VERSION with series ${series:0:12} is already installed in $python"
+    info "openstack-cyborg $CYBORG_VERSION with series ${series:0:12}" \
+        "is already installed in $python"
     exit 0
 fi
 
@@ -139,15 +176,17 @@ sdist_ok() {
         && [ "$(sha256sum < "$sdist" | cut -d' ' -f1)" = "$SDIST_SHA256" ]
 }
 if ! sdist_ok; then
-    info "downloading openstack-cyborg $CYBORG_VERSION sdist into $cache_dir"
+    info "downloading the openstack-cyborg $CYBORG_VERSION sdist" \
+        "into $cache_dir"
     mkdir "$work/dl"
     "$python" -m pip download --quiet --no-binary :all: --no-deps \
         --dest "$work/dl" "openstack-cyborg==$CYBORG_VERSION" \
         || die "pip download of openstack-cyborg==$CYBORG_VERSION failed"
     [ -f "$work/dl/$SDIST_NAME" ] \
         || die "pip download did not produce $SDIST_NAME"
-    [ "$(sha256sum < "$work/dl/$SDIST_NAME" | cut -d' ' -f1)" = "$SDIST_SHA256" ] \
-        || die "$SDIST_NAME does not have the expected sha256 $SDIST_SHA256"
+    got=$(sha256sum < "$work/dl/$SDIST_NAME" | cut -d' ' -f1)
+    [ "$got" = "$SDIST_SHA256" ] \
+        || die "$SDIST_NAME has sha256 $got, expected $SDIST_SHA256"
     mv -f "$work/dl/$SDIST_NAME" "$sdist"
 fi
 
@@ -155,13 +194,15 @@ mkdir "$work/src"
 tar -xzf "$sdist" -C "$work/src" --no-same-owner \
     || die "cannot unpack $sdist (delete it to download it again)"
 tree="$work/src/openstack_cyborg-$CYBORG_VERSION"
-[ -d "$tree" ] || die "$SDIST_NAME did not unpack into openstack_cyborg-$CYBORG_VERSION/"
+[ -d "$tree" ] \
+    || die "$SDIST_NAME did not unpack into ${tree##*/}/"
 
 for p in "${patches[@]}"; do
     if ! out=$(cd "$tree" && patch -p1 --forward --batch \
             --no-backup-if-mismatch < "$p" 2>&1); then
         echo "$out" >&2
-        die "patch $(basename "$p") does not apply to openstack-cyborg $CYBORG_VERSION"
+        die "patch $(basename "$p") does not apply" \
+            "to openstack-cyborg $CYBORG_VERSION"
     fi
 done
 
@@ -170,18 +211,24 @@ cat > "$tree/$MARKER_REL" <<EOF
 # $CYBORG_VERSION carries the cyborg-pmem patch series below.
 SERIES = '$series'
 PATCHES = (
-$(for p in "${patches[@]}"; do printf "    '%s',\n" "$(basename "$p")"; done)
+$(for p in "${patches[@]}"; do
+    printf "    '%s',\n" "$(basename "$p")"
+done)
 )
 EOF
 
-info "installing patched openstack-cyborg $CYBORG_VERSION (series ${series:0:12}) into $python"
+info "installing patched openstack-cyborg $CYBORG_VERSION" \
+    "(series ${series:0:12}) into $python"
 # The tree has no git metadata; pbr reads the version from PKG-INFO.
 PBR_VERSION=$CYBORG_VERSION "$python" -m pip install --quiet \
     --disable-pip-version-check "$tree" \
     || die "pip install of the patched tree into $python failed"
 
 [ "$(installed_series)" = "$series" ] \
-    || die "installed openstack-cyborg in $python does not carry series ${series:0:12} after install"
-"$python" -c 'from cyborg.common import constants as c; assert "PMEM" in c.DEVICE_TYPE' \
-    || die "installed cyborg in $python does not know the PMEM device type"
-info "done: openstack-cyborg $CYBORG_VERSION + ${#patches[@]} patches (series ${series:0:12}) in $python"
+    || die "the installed openstack-cyborg in $python does not carry" \
+        "series ${series:0:12}"
+"$python" -c 'from cyborg.common import constants as c
+assert "PMEM" in c.DEVICE_TYPE' \
+    || die "the installed cyborg in $python does not know the PMEM type"
+info "done: openstack-cyborg $CYBORG_VERSION + ${#patches[@]} patches" \
+    "(series ${series:0:12}) in $python"
