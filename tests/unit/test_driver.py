@@ -17,6 +17,7 @@ import logging
 import unittest
 
 from cyborg.common import constants
+import cyborg.conf  # noqa: F401 - registers [DEFAULT] host, as in the agent
 import fixtures
 from stevedore import driver as stevedore_driver
 
