@@ -90,21 +90,6 @@ def _start_helper():
         privsep.scrub_context.start(priv_context.Method.FORK)
 
 
-def _register_host(config):
-    # Cyborg's own option (deployable names start with it); where Cyborg
-    # has registered it already, that one is used.
-    try:
-        config.register_opt(
-            cfg.StrOpt(
-                'host',
-                default=socket.gethostname(),
-                sample_default='<current hostname>',
-            )
-        )
-    except cfg.DuplicateOptError:
-        pass
-
-
 def run(argv, stdout, stderr, config=None):
     # The privileged helper reads the global configuration (daxio_path,
     # [cyborg_pmem_privileged]) and passes its files on to privsep-helper,
@@ -115,12 +100,13 @@ def run(argv, stdout, stderr, config=None):
     config.clear()
     conf.register_opts(config)
     config.register_cli_opts(CLI_OPTS)
-    _register_host(config)
     try:
         config(argv, project='cyborg', prog=PROG)
         with _driver_log(stderr, config.debug):
             scrubber = scrub.Scrubber.from_conf(config.pmem_devices)
-            target = scrubber.find_by_name(config.name, config.host)
+            # The host name only goes into deployable names, which
+            # scrubbing does not use: no need for Cyborg's [DEFAULT] host.
+            target = scrubber.find_by_name(config.name, socket.gethostname())
             timeout = scrubber.timeout(target)
             if config.dry_run:
                 argv = privsep.daxio_argv(

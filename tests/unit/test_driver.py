@@ -17,6 +17,7 @@ import logging
 import unittest
 from unittest import mock
 
+from cyborg.accelerator.drivers import driver as cyborg_generic
 from cyborg.common import constants
 import fixtures
 from oslo_concurrency import processutils
@@ -309,3 +310,61 @@ class GetStatsTest(_PmemCyborgTestCase):
         self.assertFalse(stats['health_available'])
         self.assertIn('Permission denied', stats['message'])
         self.assertEqual(1, log.output.count('PMEM health not available'))
+
+
+AGENT_CALLS_CLEANUP = hasattr(
+    cyborg_generic.GenericDriver, 'cleanup_attach_handle'
+)
+
+
+@unittest.skipUnless(
+    CYBORG_KNOWS_PMEM and AGENT_CALLS_CLEANUP,
+    'the installed Cyborg lacks the contrib/cyborg patch "Clean PMEM attach '
+    'handles up before releasing them"',
+)
+class AgentCleanupContractTest(_PmemCyborgTestCase):
+    """The patched Cyborg agent's RPC handler reaches our driver through
+    stevedore, and our failure reaches it back."""
+
+    def setUp(self):
+        super().setUp()
+        from cyborg.agent import manager
+
+        # Only the RPC handler is exercised; it uses nothing __init__ sets.
+        self.agent = manager.AgentManager.__new__(manager.AgentManager)
+        privsep.scrub_context.set_client_mode(False)
+        self.addCleanup(privsep.scrub_context.set_client_mode, True)
+        self.useFixture(
+            fixtures.MockPatchObject(
+                privsep, '_check_dax_device', autospec=True
+            )
+        )
+        plan = driver.discovery.Discovery.from_conf(
+            driver.CONF.pmem_devices
+        ).run('compute-0')
+        self.attach_info = (
+            plan.devices[0].deployables[0].attach_handles[0].attach_info
+        )
+
+    def test_unbind_rpc_zeroes_the_namespace(self):
+        listing = self.execute.return_value
+        self.execute.side_effect = [listing, ('', '')]
+        self.agent.cleanup_attach_handle(
+            None, 'intel_pmem_driver', 'PMEM', self.attach_info
+        )
+        self.assertEqual(
+            ('daxio', '-z', '-o', '/dev/dax0.0'),
+            self.execute.call_args.args,
+        )
+
+    def test_failure_propagates_to_the_rpc_caller(self):
+        listing = self.execute.return_value
+        self.execute.side_effect = [listing, FileNotFoundError(2, 'no')]
+        self.assertRaises(
+            exception.DaxioNotFound,
+            self.agent.cleanup_attach_handle,
+            None,
+            'intel_pmem_driver',
+            'PMEM',
+            self.attach_info,
+        )
