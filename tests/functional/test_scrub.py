@@ -13,8 +13,9 @@
 """Scrub a real device-DAX namespace through our code, on the QEMU rig.
 
 This file boots its own rig run (tools/rig-scrub-check.sh, about 40 s on
-two idle cores) rather than sharing the suite's boot: the scrub writes to
-and zeroes ns0, which the other functional tests read. Inside the guest,
+two idle cores) rather than sharing the suite's boot, so that writing to
+and zeroing ns0 cannot disturb what the other functional tests observe,
+and so that it stays independent of their guest script. Inside the guest,
 as root: a pattern is written at both ends of the 1 GiB ns0, then
 ``cyborg-pmem-scrub ns0`` zeroes it (fresh discovery, privsep helper forked
 with CAP_DAC_OVERRIDE only, daxio with no_new_privs), then both ends read
