@@ -46,6 +46,33 @@ OPTS = [
         help='Seconds one ``ndctl list`` call may take before it is killed '
         'and discovery fails (the last reported inventory stays).',
     ),
+    cfg.StrOpt(
+        'daxio_path',
+        default='daxio',
+        help='The daxio executable (Debian/Ubuntu package ``pmdk-tools``, '
+        'RHEL ``daxio``) that zeroes a namespace when its attach handle is '
+        'released: a name looked up in PATH or an absolute path. It is '
+        'read and run by the privileged helper, so the helper\'s '
+        'configuration file and PATH are the ones that count.',
+    ),
+    cfg.IntOpt(
+        'scrub_timeout_base',
+        default=60,
+        min=1,
+        help='Seconds allowed for zeroing a namespace regardless of its '
+        'size; ``scrub_seconds_per_gib`` is added for every GiB. A scrub '
+        'that runs longer is killed and fails, and the attach handle '
+        'stays in use.',
+    ),
+    cfg.FloatOpt(
+        'scrub_seconds_per_gib',
+        default=10.0,
+        min=0,
+        help='Seconds allowed per GiB of namespace size when zeroing it, on '
+        'top of ``scrub_timeout_base``. The default is about ten times '
+        'what writing zeros to Optane PMEM takes; lower it to fail faster, '
+        'raise it for slow or emulated persistent memory.',
+    ),
 ]
 
 

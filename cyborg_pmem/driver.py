@@ -26,7 +26,9 @@ from oslo_log import log as logging
 from cyborg_pmem import conf
 from cyborg_pmem import discovery
 from cyborg_pmem import exception
+from cyborg_pmem import health
 from cyborg_pmem import planner
+from cyborg_pmem import scrub
 
 LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
@@ -89,7 +91,29 @@ class IntelPMEMDriver(cyborg_driver.GenericDriver):
         return False
 
     def get_stats(self):
-        return {}
+        """Per-DIMM and per-region health; never raises (see health)."""
+        group = CONF.pmem_devices
+        return health.collect(group.ndctl_path, group.ndctl_timeout)
+
+    def cleanup_attach_handle(self, attach_type, attach_info):
+        """Zero a PMEM namespace before its attach handle is released.
+
+        Called by cyborg-agent on unbind (contrib/cyborg patch "Clean PMEM
+        attach handles up before releasing them"). The handle is marked
+        free only if this returns, so every doubt raises: a namespace that
+        is no longer configured, offered, at the same path or the same one
+        (uuid) is refused, and a failed zeroing is an error.
+
+        :raises ScrubError: a typed, one-line error.
+        """
+        if attach_type != planner.ATTACH_TYPE:
+            LOG.debug(
+                'Not cleaning up a %s attach handle: not PMEM', attach_type
+            )
+            return
+        scrubber = scrub.Scrubber.from_conf(CONF.pmem_devices, self._discovery)
+        target = scrubber.find_for_attach_info(attach_info, _hostname())
+        scrubber.scrub(target)
 
 
 def _driver_device(device):

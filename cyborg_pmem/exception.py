@@ -23,9 +23,12 @@ class PmemError(Exception):
 
     msg_fmt = 'An unknown PMEM driver error occurred.'
 
-    def __init__(self, **kwargs):
+    def __init__(self, message=None, **kwargs):
+        # A ready message is accepted too: oslo.privsep rebuilds an error
+        # raised in its daemon as ``cls(*err.args)``, i.e. from the
+        # formatted message alone.
         self.kwargs = kwargs
-        super().__init__(self.msg_fmt % kwargs)
+        super().__init__(message or self.msg_fmt % kwargs)
 
 
 class InvalidConfig(PmemError):
@@ -77,3 +80,30 @@ class CyborgLacksPmem(PmemError):
 
 class ListingUnreadable(PmemError):
     msg_fmt = 'cannot read ndctl output %(path)s: %(reason)s'
+
+
+class ScrubError(PmemError):
+    """A namespace could not be zeroed; its attach handle stays in use."""
+
+
+class ScrubRefused(ScrubError):
+    msg_fmt = 'refusing to scrub %(target)s: %(reason)s'
+
+
+class DaxioNotFound(ScrubError):
+    msg_fmt = (
+        'daxio executable %(path)r not found; install the pmdk-tools '
+        'package (Debian/Ubuntu) or daxio (RHEL), or set [pmem_devices] '
+        'daxio_path'
+    )
+
+
+class ScrubFailed(ScrubError):
+    msg_fmt = 'zeroing %(devpath)s failed: %(cmd)s %(status)s: %(stderr)s'
+
+
+class ScrubTimeout(ScrubError):
+    msg_fmt = (
+        'zeroing %(devpath)s did not finish within %(timeout)s s and was '
+        'killed ([pmem_devices] scrub_timeout_base, scrub_seconds_per_gib)'
+    )

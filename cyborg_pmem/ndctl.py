@@ -38,18 +38,26 @@ LIST_ARGS = (
 )
 
 
-def list_argv(ndctl_path):
-    return [ndctl_path, *LIST_ARGS]
+# The health listing (DIMMs with their SMART data, and the regions that
+# say which DIMMs each interleave set uses) for get_stats(). Reading
+# health opens /dev/nmemN, which needs root.
+HEALTH_ARGS = ('list', '--dimms', '--regions', '--health')
 
 
-def _first_line(text):
+def list_argv(ndctl_path, args=LIST_ARGS):
+    return [ndctl_path, *args]
+
+
+def first_line(text):
+    """The first non-blank line of a command's error output, bounded."""
     for line in (text or '').splitlines():
         if line.strip():
             return line.strip()[:200]
     return '(no error output)'
 
 
-def _status(exit_code):
+def status_text(exit_code):
+    """'exit status N' or 'killed by SIGNAME'."""
     if exit_code is not None and exit_code < 0:
         try:
             return f'killed by {signal.Signals(-exit_code).name}'
@@ -58,15 +66,15 @@ def _status(exit_code):
     return f'exit status {exit_code}'
 
 
-def run_list(ndctl_path, timeout):
-    """Run ``ndctl list`` and return its standard output.
+def run_list(ndctl_path, timeout, args=LIST_ARGS):
+    """Run ``ndctl list`` (``args``) and return its standard output.
 
     :raises NdctlNotFound: the executable does not exist.
     :raises NdctlTimeout: it ran longer than ``timeout`` seconds; it has
         been killed and reaped.
     :raises NdctlFailed: it could not be started or exited non-zero.
     """
-    argv = list_argv(ndctl_path)
+    argv = list_argv(ndctl_path, args)
     cmd = ' '.join(argv)
     started = []
     try:
@@ -85,8 +93,8 @@ def run_list(ndctl_path, timeout):
     except processutils.ProcessExecutionError as err:
         raise exception.NdctlFailed(
             cmd=cmd,
-            status=_status(err.exit_code),
-            stderr=_first_line(err.stderr),
+            status=status_text(err.exit_code),
+            stderr=first_line(err.stderr),
         ) from None
     except OSError as err:
         if err.errno == errno.ENOENT:

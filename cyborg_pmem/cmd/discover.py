@@ -18,7 +18,9 @@ lenient: any configured namespace that cannot be offered makes it exit 1,
 so a dry run before enabling the driver shows every problem.
 
 Exit status: 0 all configured namespaces offered, 1 some refused,
-2 the configuration or ndctl failed.
+2 the configuration or ndctl failed. ``--health`` adds DIMM and region
+health; unavailable health is one stderr line and never changes the exit
+status.
 """
 
 import contextlib
@@ -32,6 +34,7 @@ from oslo_config import cfg
 from cyborg_pmem import conf
 from cyborg_pmem import discovery
 from cyborg_pmem import exception
+from cyborg_pmem import health
 
 EXIT_REFUSED = 1
 EXIT_ERROR = 2
@@ -48,6 +51,18 @@ CLI_OPTS = [
         default='table',
         choices=['table', 'json'],
         help='Output format.',
+    ),
+    cfg.BoolOpt(
+        'health',
+        default=False,
+        help='Also show DIMM and region health (one "ndctl list --dimms '
+        '--regions --health" call; it needs root).',
+    ),
+    cfg.StrOpt(
+        'health-output',
+        metavar='FILE',
+        help='Read a saved "ndctl list --dimms --regions --health" output '
+        'from FILE instead of running ndctl; implies --health.',
     ),
     cfg.BoolOpt(
         'debug',
@@ -173,6 +188,74 @@ def format_table(plan):
     return '\n'.join(lines)
 
 
+HEALTH_COLUMNS = (
+    'DIMM',
+    'Region',
+    'Health',
+    'Temp C',
+    'Spares %',
+    'Life used %',
+    'Shutdown',
+    'Shutdowns',
+)
+
+
+def _cell(value):
+    return '-' if value is None else str(value)
+
+
+def format_health(stats):
+    rows = [
+        (
+            dev,
+            _cell(dimm['region']),
+            _cell(dimm.get('health_state')),
+            _cell(dimm.get('temperature_celsius')),
+            _cell(dimm.get('spares_percentage')),
+            _cell(dimm.get('life_used_percentage')),
+            _cell(dimm.get('shutdown_state')),
+            _cell(dimm.get('shutdown_count')),
+        )
+        for dev, dimm in stats['dimms'].items()
+    ]
+    lines = _columns(HEALTH_COLUMNS, rows)
+    for dev, region in stats['regions'].items():
+        lines.append(
+            f'  {dev}: {region["health_state"]} '
+            f'({", ".join(region["dimms"]) or "no DIMMs"})'
+        )
+    return '\n'.join(lines)
+
+
+def _columns(header, rows):
+    widths = [
+        max(len(str(c)) for c in column)
+        for column in zip(header, *rows, strict=False)
+    ]
+    return [
+        '  '.join(
+            cell.ljust(width) for cell, width in zip(row, widths, strict=True)
+        ).rstrip()
+        for row in [header, *rows]
+    ]
+
+
+def _health(config, stderr):
+    with _driver_log(stderr, config.debug):
+        if config.health_output is not None:
+            try:
+                listing = _read_listing(config.health_output)
+            except exception.PmemError as err:
+                return health.unavailable(str(err))
+        else:
+            listing = None
+        return health.collect(
+            config.pmem_devices.ndctl_path,
+            config.pmem_devices.ndctl_timeout,
+            listing=listing,
+        )
+
+
 def _read_listing(path):
     if path is None:
         return None
@@ -233,11 +316,22 @@ def run(argv, stdout, stderr):
     except (exception.PmemError, cfg.Error) as err:
         print(f'cyborg-pmem-discover: error: {err}', file=stderr)
         return EXIT_ERROR
+    # Discovery has succeeded by now: health comes after and cannot fail it.
+    stats = None
+    if config.health or config.health_output is not None:
+        stats = _health(config, stderr)
     if config.format == 'json':
-        json.dump(plan_as_dict(result), stdout, indent=2, sort_keys=True)
+        document = plan_as_dict(result)
+        if stats is not None:
+            document['health'] = stats
+        json.dump(document, stdout, indent=2, sort_keys=True)
         stdout.write('\n')
     else:
         stdout.write(format_table(result) + '\n')
+        if stats is not None:
+            stdout.write('\n' + format_health(stats) + '\n')
+    if stats is not None and stats['message']:
+        print(f'cyborg-pmem-discover: health: {stats["message"]}', file=stderr)
     for refusal in result.refusals:
         print(f'cyborg-pmem-discover: refused {refusal}', file=stderr)
     return EXIT_REFUSED if result.refusals else 0

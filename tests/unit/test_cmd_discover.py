@@ -15,6 +15,7 @@ import json
 import os
 
 import fixtures
+from oslo_concurrency import processutils
 
 from cyborg_pmem.cmd import discover
 from tests.unit import base
@@ -294,3 +295,133 @@ class DiscoverCommandTest(base.TestCase):
         }
         for value, expected in cases.items():
             self.assertEqual(expected, discover._human_bytes(value))
+
+
+class DiscoverHealthTest(base.TestCase):
+    HEALTH = os.path.join(
+        base.FIXTURES, 'ndctl', 'optane-dimms-regions-health.json'
+    )
+
+    def setUp(self):
+        super().setUp()
+        self.tmp = self.useFixture(fixtures.TempDir()).path
+
+    _conf = DiscoverCommandTest._conf
+    _run = DiscoverCommandTest._run
+
+    def test_health_table_from_one_live_call(self):
+        execute = self.mock_execute(
+            return_value=(base.fixture_text(os.path.basename(self.HEALTH)), '')
+        )
+        code, out, err = self._run(
+            '--config-file',
+            self._conf('SMALL:ns0|ns1'),
+            '--ndctl-output',
+            LISTING,
+            '--health',
+        )
+        self.assertEqual((0, ''), (code, err))
+        execute.assert_called_once()
+        self.assertEqual(
+            ('ndctl', 'list', '--dimms', '--regions', '--health'),
+            execute.call_args.args,
+        )
+        health_lines = out.split('\n\n')[-1].splitlines()
+        self.assertEqual(
+            [
+                'DIMM   Region   Health        Temp C  Spares %  '
+                'Life used %  Shutdown  Shutdowns',
+                'nmem0  region0  ok            31.0    100       '
+                '-            clean     4',
+                'nmem1  region0  non-critical  48.0    42        '
+                '7            dirty     9',
+                'nmem2  region1  ok            255.0   99        '
+                '1            clean     -',
+                'nmem3  region1  unknown       -       -         '
+                '-            -         -',
+                'nmem4  region2  -             -       -         '
+                '-            -         -',
+                '  region0: non-critical (nmem0, nmem1)',
+                '  region1: unknown (nmem2, nmem3)',
+                '  region2: unknown (nmem4)',
+            ],
+            health_lines,
+        )
+
+    def test_health_unavailable_is_one_line_and_keeps_exit_status(self):
+        self.mock_execute(
+            side_effect=processutils.ProcessExecutionError(
+                exit_code=1, stderr='open /dev/nmem0: Permission denied'
+            )
+        )
+        code, out, err = self._run(
+            '--config-file',
+            self._conf('SMALL:ns0|ns1'),
+            '--ndctl-output',
+            LISTING,
+            '--health',
+        )
+        self.assertEqual(0, code)
+        self.assertIn('/dev/dax0.0', out)  # discovery still shown
+        self.assertEqual(
+            'cyborg-pmem-discover: health: ndctl list --dimms --regions '
+            '--health failed (exit status 1): open /dev/nmem0: Permission '
+            'denied\n',
+            err,
+        )
+
+    def test_qemu_health_says_why_it_is_missing(self):
+        code, _out, err = self._run(
+            '--config-file',
+            self._conf('SMALL:ns0|ns1'),
+            '--ndctl-output',
+            LISTING,
+            '--health-output',
+            os.path.join(base.FIXTURES, 'ndctl', 'dimms-regions-health.json'),
+        )
+        self.assertEqual(0, code)
+        self.assertEqual(
+            'cyborg-pmem-discover: health: ndctl shows no DIMM health: '
+            'reading it needs root (/dev/nmemN), and emulated NVDIMMs have '
+            'none\n',
+            err,
+        )
+
+    def test_health_in_json(self):
+        code, out, _err = self._run(
+            '--config-file',
+            self._conf('SMALL:ns0|ns1'),
+            '--ndctl-output',
+            LISTING,
+            '--format',
+            'json',
+            '--health-output',
+            self.HEALTH,
+        )
+        self.assertEqual(0, code)
+        document = json.loads(out)
+        self.assertEqual(
+            'non-critical',
+            document['health']['regions']['region0']['health_state'],
+        )
+        self.assertEqual(1, len(document['devices']))
+
+    def test_unreadable_health_file(self):
+        code, _out, err = self._run(
+            '--config-file',
+            self._conf('SMALL:ns0|ns1'),
+            '--ndctl-output',
+            LISTING,
+            '--health-output',
+            os.path.join(self.tmp, 'missing.json'),
+        )
+        self.assertEqual(0, code)
+        self.assertIn('health: cannot read ndctl output', err)
+
+    def test_discovery_failure_is_not_hidden_by_health(self):
+        self.mock_execute(side_effect=FileNotFoundError(2, 'no'))
+        code, _out, err = self._run(
+            '--config-file', self._conf('SMALL:ns0|ns1'), '--health'
+        )
+        self.assertEqual(2, code)
+        self.assertIn("ndctl executable 'ndctl' not found", err)

@@ -15,14 +15,18 @@
 import json
 import logging
 import unittest
+from unittest import mock
 
+from cyborg.accelerator.drivers import driver as cyborg_generic
 from cyborg.common import constants
 import cyborg.conf  # noqa: F401 - registers [DEFAULT] host, as in the agent
 import fixtures
+from oslo_concurrency import processutils
 from stevedore import driver as stevedore_driver
 
 from cyborg_pmem import driver
 from cyborg_pmem import exception
+from cyborg_pmem import privsep
 from tests.unit import base
 
 CYBORG_KNOWS_PMEM = not driver.missing_pmem_support()
@@ -167,5 +171,201 @@ class DriverTest(base.TestCase):
         self.assertFalse(_load().update('cpid', '/tmp/fw.bin'))
         self.assertIn('cannot update firmware', log.output)
 
-    def test_get_stats(self):
-        self.assertEqual({}, _load().get_stats())
+
+class _PmemCyborgTestCase(base.TestCase):
+    """The driver on whatever Cyborg is installed, its PMEM check passed:
+    these tests are about our methods, not about the check."""
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(
+            fixtures.MockPatchObject(
+                driver, 'missing_pmem_support', return_value=[]
+            )
+        )
+        self.config.config(
+            pmem_namespaces=['SMALL:ns0|ns1', 'LARGE:ns3', 'FS:ns4'],
+            group='pmem_devices',
+        )
+        self.execute = self.mock_execute(
+            return_value=(base.fixture_text('driver-listing.json'), '')
+        )
+
+
+class CleanupAttachHandleTest(_PmemCyborgTestCase):
+    """The contract with the contrib/cyborg patch: the agent calls
+    ``cleanup_attach_handle(attach_type, attach_info)`` on unbind and marks
+    the handle free only if it returns."""
+
+    def setUp(self):
+        super().setUp()
+        self.driver = _load()
+        self.handles = {
+            json.loads(h.attach_info)['name']: h.attach_info
+            for h in _plan_handles(self.driver)
+        }
+        self.execute.reset_mock()
+        privsep.scrub_context.set_client_mode(False)
+        self.addCleanup(privsep.scrub_context.set_client_mode, True)
+        self.device = self.useFixture(
+            fixtures.MockPatchObject(
+                privsep, '_check_dax_device', autospec=True
+            )
+        ).mock
+
+    def test_signature_matches_cyborg_patch(self):
+        import inspect
+
+        self.assertEqual(
+            ['self', 'attach_type', 'attach_info'],
+            list(
+                inspect.signature(
+                    driver.IntelPMEMDriver.cleanup_attach_handle
+                ).parameters
+            ),
+        )
+
+    def test_zeroes_the_namespace_of_a_reported_handle(self):
+        listing = base.fixture_text('driver-listing.json')
+        self.execute.side_effect = [(listing, ''), ('', '')]
+        self.assertIsNone(
+            self.driver.cleanup_attach_handle('PMEM', self.handles['ns3'])
+        )
+        ndctl_call, daxio_call = self.execute.call_args_list
+        self.assertEqual('ndctl', ndctl_call.args[0])
+        self.assertEqual(('daxio', '-z', '-o', '/dev/dax1.0'), daxio_call.args)
+        # 2111832064 bytes: 2 started GiB at the default 10 s, plus 60 s.
+        self.assertEqual(80, daxio_call.kwargs['timeout'])
+        self.device.assert_called_once_with('/dev/dax1.0')
+
+    def test_ignores_other_attach_types(self):
+        for attach_type in ('PCI', 'MDEV', 'TEST_PCI'):
+            self.assertIsNone(
+                self.driver.cleanup_attach_handle(attach_type, '{}')
+            )
+        self.execute.assert_not_called()
+
+    def test_refusal_raises_so_the_handle_stays_in_use(self):
+        info = json.loads(self.handles['ns0'])
+        info['devpath'] = '/dev/dax0.1'
+        err = self.assertRaises(
+            exception.ScrubRefused,
+            self.driver.cleanup_attach_handle,
+            'PMEM',
+            json.dumps(info),
+        )
+        self.assertIn('is now at /dev/dax0.0', str(err))
+        self.assertEqual(1, self.execute.call_count)  # ndctl, no daxio
+
+    def test_daxio_failure_raises(self):
+        listing = base.fixture_text('driver-listing.json')
+        self.execute.side_effect = [
+            (listing, ''),
+            processutils.ProcessExecutionError(exit_code=1, stderr='boom'),
+        ]
+        self.assertRaises(
+            exception.ScrubFailed,
+            self.driver.cleanup_attach_handle,
+            'PMEM',
+            self.handles['ns0'],
+        )
+
+
+def _plan_handles(pmem_driver):
+    """The attach handles discover() reports, as plain data (a stock
+    Cyborg cannot build PMEM objects)."""
+    plan = pmem_driver._discovery.run('compute-0')
+    return [
+        handle
+        for device in plan.devices
+        for deployable in device.deployables
+        for handle in deployable.attach_handles
+    ]
+
+
+class GetStatsTest(_PmemCyborgTestCase):
+    def test_health_from_one_ndctl_call(self):
+        self.execute.return_value = (
+            base.fixture_text('optane-dimms-regions-health.json'),
+            '',
+        )
+        stats = _load().get_stats()
+        self.execute.assert_called_once_with(
+            'ndctl',
+            'list',
+            '--dimms',
+            '--regions',
+            '--health',
+            timeout=30,
+            on_execute=mock.ANY,
+        )
+        self.assertTrue(stats['health_available'])
+        self.assertEqual('ok', stats['dimms']['nmem0']['health_state'])
+
+    def test_never_raises(self):
+        log = self.useFixture(fixtures.FakeLogger(level=logging.WARNING))
+        self.execute.side_effect = processutils.ProcessExecutionError(
+            exit_code=1, stderr='Permission denied'
+        )
+        stats = _load().get_stats()
+        self.assertFalse(stats['health_available'])
+        self.assertIn('Permission denied', stats['message'])
+        self.assertEqual(1, log.output.count('PMEM health not available'))
+
+
+AGENT_CALLS_CLEANUP = hasattr(
+    cyborg_generic.GenericDriver, 'cleanup_attach_handle'
+)
+
+
+@unittest.skipUnless(
+    CYBORG_KNOWS_PMEM and AGENT_CALLS_CLEANUP,
+    'the installed Cyborg lacks the contrib/cyborg patch "Clean PMEM attach '
+    'handles up before releasing them"',
+)
+class AgentCleanupContractTest(_PmemCyborgTestCase):
+    """The patched Cyborg agent's RPC handler reaches our driver through
+    stevedore, and our failure reaches it back."""
+
+    def setUp(self):
+        super().setUp()
+        from cyborg.agent import manager
+
+        # Only the RPC handler is exercised; it uses nothing __init__ sets.
+        self.agent = manager.AgentManager.__new__(manager.AgentManager)
+        privsep.scrub_context.set_client_mode(False)
+        self.addCleanup(privsep.scrub_context.set_client_mode, True)
+        self.useFixture(
+            fixtures.MockPatchObject(
+                privsep, '_check_dax_device', autospec=True
+            )
+        )
+        plan = driver.discovery.Discovery.from_conf(
+            driver.CONF.pmem_devices
+        ).run('compute-0')
+        self.attach_info = (
+            plan.devices[0].deployables[0].attach_handles[0].attach_info
+        )
+
+    def test_unbind_rpc_zeroes_the_namespace(self):
+        listing = self.execute.return_value
+        self.execute.side_effect = [listing, ('', '')]
+        self.agent.cleanup_attach_handle(
+            None, 'intel_pmem_driver', 'PMEM', self.attach_info
+        )
+        self.assertEqual(
+            ('daxio', '-z', '-o', '/dev/dax0.0'),
+            self.execute.call_args.args,
+        )
+
+    def test_failure_propagates_to_the_rpc_caller(self):
+        listing = self.execute.return_value
+        self.execute.side_effect = [listing, FileNotFoundError(2, 'no')]
+        self.assertRaises(
+            exception.DaxioNotFound,
+            self.agent.cleanup_attach_handle,
+            None,
+            'intel_pmem_driver',
+            'PMEM',
+            self.attach_info,
+        )
