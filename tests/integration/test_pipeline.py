@@ -458,3 +458,33 @@ class MigrationTest(base.BaseTestCase):
             self.assertEqual(
                 [pipeline.PMEM_HEAD, pipeline.PMEM_HEAD], db.versions
             )
+
+
+class SparseNamespaceTest(PipelineTestCase):
+    """A namespace ndctl shows without the optional fields (no NUMA node
+    on a single-node host, no uuid on a label-less namespace) can still
+    be bound: Cyborg hands attach_info to Nova as a dict of strings, and
+    a null in it makes every read of the bound ARQ fail."""
+
+    def listing(self):
+        data = json.loads(LISTING)
+        for region in data['regions']:
+            region.pop('numa_node', None)
+            for ns in region['namespaces']:
+                for key in ('numa_node', 'uuid', 'raw_uuid'):
+                    ns.pop(key, None)
+        return json.dumps(data)
+
+    def test_bind_a_namespace_without_optional_fields(self):
+        self.discover(self.listing())
+        profile = self.host.create_device_profile(
+            'pmem-small', {f'resources:{SMALL}': '1'}
+        )
+        instance = str(uuid.uuid4())
+
+        arq_uuid, _ = self.host.bind(profile, instance)
+
+        arq = self.host.arq(arq_uuid).arq
+        self.assertEqual('Bound', arq.state)
+        self.assertIn(arq.attach_handle_info['name'], ('ns0', 'ns1'))
+        self.assertNotIn('None', arq.attach_handle_info.values())
