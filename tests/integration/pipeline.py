@@ -134,11 +134,11 @@ class Backend:
 
     def describe(self):
         if not self.is_mysql:
-            return f'integration database: sqlite ({self.why})'
+            return f'Cyborg database: sqlite ({self.why})'
         shown = parse.urlsplit(self.server_url)
         netloc = shown.hostname or 'localhost'
         return (
-            f'integration database: MariaDB {self.server_version()} at '
+            f'Cyborg database: MariaDB {self.server_version()} at '
             f'{netloc} ({self.why})'
         )
 
@@ -220,12 +220,22 @@ def backend(autodetect=True):
             )
         return Backend('mariadb', url, why=f'from {DB_URL_ENV}')
     if autodetect and _mariadb_is_up():
-        return Backend(
+        local = Backend(
             'mariadb',
             f'mysql+pymysql://root@localhost/cyborg_pmem_it'
             f'?unix_socket={MYSQL_SOCKET}',
             why='local server answered mysqladmin ping',
         )
+        try:
+            local.server_version()
+        except Exception as err:  # noqa: BLE001 (any refusal means sqlite)
+            # mysqladmin ping succeeds even when access is denied.
+            return Backend(
+                'sqlite',
+                why=f'local MariaDB refused root over its socket '
+                f'({str(err).splitlines()[0][:80]}); set {DB_URL_ENV}',
+            )
+        return local
     if not autodetect:
         return Backend('sqlite', why=f'{DB_URL_ENV} names no MariaDB')
     return Backend(
