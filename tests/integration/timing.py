@@ -39,13 +39,15 @@ def measure(backend, regions, namespaces, directory):
         pipeline.PlacementService() as placement,
         pipeline.CyborgHost(db, placement, host_config) as host,
     ):
-        first, steady = pipeline.time_cycles(host, listing)
+        first, steady, writes = pipeline.time_cycles(host, listing)
         handles = len(host.attach_handles())
         providers = len(host.placement_tree()) - 1
-    if handles != namespaces or providers != regions:
+    # A timing of a pipeline that did the wrong thing is no timing.
+    if handles != namespaces or providers != regions or writes:
         raise pipeline.PipelineError(
             f'{regions}/{namespaces}: stored {handles} handles and '
-            f'{providers} providers'
+            f'{providers} providers; unchanged cycles wrote {writes} times '
+            'to Placement'
         )
     return first, steady
 
