@@ -257,8 +257,14 @@ def main(argv):
         for key, value in sorted(arq.attach_handle_info.items()):
             print(f'  {key:<10} {value!r}')
         print()
-        with pipeline.ndctl_output(''):
+        with pipeline.ndctl_output(listing), pipeline.scrub_boundary() as zero:
             host.unbind(instance)
+        if zero is not None:
+            print(
+                'On unbind the agent had the driver wipe '
+                f'{zero.call_args.args[0]} (its privileged daxio call is '
+                'stood in for here: there is no device).'
+            )
         free = sum(not h['in_use'] for h in host.attach_handles())
         print(
             f'Instance deleted: ARQ unbound, {free} of '

@@ -20,10 +20,12 @@ reachable (``$CYBORG_PMEM_DB_URL`` or a local server), else sqlite;
 
 import json
 import os
+from unittest import mock
 import uuid
 
 import fixtures
 from oslo_concurrency import processutils
+import oslo_messaging as messaging
 from oslotest import base
 
 from cyborg_pmem import exception
@@ -306,7 +308,10 @@ class BindTest(PipelineTestCase):
         )
         self.assertEqual(1, self.provider(small['name'])['usages'][SMALL])
 
-        with pipeline.ndctl_output('') as execute:
+        with (
+            pipeline.ndctl_output(LISTING),
+            pipeline.scrub_boundary() as zero,
+        ):
             self.host.unbind(instance)
 
         self.assertEqual(
@@ -315,16 +320,12 @@ class BindTest(PipelineTestCase):
         # The unbind went through the agent on the ARQ's host, which
         # loaded intel_pmem_driver to clean the namespace up.
         self.assertEqual(1, self.host.rpc_calls.count('cleanup_attach_handle'))
-        from cyborg_pmem import driver
-
-        if 'cleanup_attach_handle' in vars(driver.IntelPMEMDriver):
-            (call,) = execute.call_args_list
-            self.assertIn(
-                json.loads(bound['attach_info'])['devpath'], call.args
+        if zero is not None:
+            # The driver wiped exactly the namespace that was released.
+            zero.assert_called_once_with(
+                json.loads(bound['attach_info'])['devpath'], mock.ANY
             )
-        else:
-            # Only Cyborg's default (a no-op) exists in this tree.
-            execute.assert_not_called()
+        # else: only Cyborg's default cleanup (a no-op) exists here.
         self.assertEqual(0, self.provider(small['name'])['usages'][SMALL])
 
     def test_in_use_handle_is_never_deleted(self):
@@ -348,9 +349,29 @@ class BindTest(PipelineTestCase):
         small = self.deployable('SMALL')
         self.assertEqual(1, small['num_accelerators'])
 
+        # The instance goes while its namespace is still gone.
+        with (
+            pipeline.ndctl_output(without(LISTING, name)),
+            pipeline.scrub_boundary() as zero,
+        ):
+            if zero is None:
+                self.host.unbind(instance)
+            else:
+                # A driver that wipes on release cannot wipe a namespace
+                # that is not there: the unbind fails, and the handle
+                # stays in use rather than go back unwiped.
+                self.assertRaises(
+                    messaging.RemoteError, self.host.unbind, instance
+                )
+                zero.assert_not_called()
+        if zero is not None:
+            self.assertEqual('UnbindFailed', self.host.arq(arq_uuid).arq.state)
+            self.assertIn(
+                bound['uuid'],
+                [h['uuid'] for h in self.host.attach_handles() if h['in_use']],
+            )
+            return
         # Once released, the next discovery removes it.
-        with pipeline.ndctl_output(''):
-            self.host.unbind(instance)
         self.discover(without(LISTING, name))
         self.assertNotIn(
             bound['uuid'], [h['uuid'] for h in self.host.attach_handles()]
