@@ -376,7 +376,10 @@ class BindTest(PipelineTestCase):
             # Cyborg 17's ARQ_STATES_TRANSFORM_MATRIX has no UnbindFailed
             # entry: the failure path's update_check_state(UnbindFailed)
             # raises KeyError, which hides the driver's error and leaves
-            # the ARQ Bound. (Unexpected success here means it is fixed.)
+            # the ARQ Bound. Adding the entry is not enough: the ARQ state
+            # column's enum lacks UnbindFailed too (MariaDB refuses it,
+            # sqlite does not). Unexpected success here means both are
+            # fixed.
             state = self.host.arq(arq_uuid).arq.state
 
             def reported_as_unbind_failed():
