@@ -173,19 +173,23 @@ def _refusal_reason(matches):
 def attach_info(namespace, label):
     """The attach handle's JSON: what a consumer needs for libvirt's
     ``<memory model='nvdimm'>`` (the fields of Nova's LibvirtVPMEMDevice)
-    plus the kernel device name, uuid and NUMA node."""
-    return _dumps(
-        {
-            'align': namespace.align,
-            'dev': namespace.dev,
-            'devpath': '/dev/' + namespace.chardev,
-            'label': label,
-            'name': namespace.name,
-            'numa_node': namespace.numa_node,
-            'size': namespace.size,
-            'uuid': namespace.uuid,
-        }
-    )
+    plus the kernel device name, uuid and NUMA node.
+
+    Fields ndctl does not show are left out, not null: Cyborg hands
+    attach_info to Nova as a dict of strings (the ARQ's
+    attach_handle_info), and a null there makes every read of the bound
+    ARQ fail."""
+    fields = {
+        'align': namespace.align,
+        'dev': namespace.dev,
+        'devpath': '/dev/' + namespace.chardev,
+        'label': label,
+        'name': namespace.name,
+        'numa_node': namespace.numa_node,
+        'size': namespace.size,
+        'uuid': namespace.uuid,
+    }
+    return _dumps({k: v for k, v in fields.items() if v is not None})
 
 
 def plan(inventory, labels, hostname):

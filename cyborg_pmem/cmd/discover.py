@@ -157,9 +157,9 @@ def format_table(plan):
                         info['dev'],
                         info['devpath'],
                         _human_bytes(info['size']),
-                        _human_bytes(info['align']),
+                        _human_bytes(info.get('align')),
                         '-'
-                        if info['numa_node'] is None
+                        if info.get('numa_node') is None
                         else str(info['numa_node']),
                     )
                 )

@@ -319,6 +319,16 @@ class AttachInfoLengthTest(base.TestCase):
         info = planner.attach_info(ns, 'L' * labels.MAX_LABEL_LENGTH)
         self.assertLessEqual(len(info), planner.MAX_ATTACH_INFO_LENGTH)
 
+    def test_fields_ndctl_does_not_show_are_left_out(self):
+        ns = inventory.Namespace(
+            **dict(self.LONGEST, uuid=None, numa_node=None, align=None)
+        )
+        info = json.loads(planner.attach_info(ns, 'SMALL'))
+        self.assertEqual(
+            ['dev', 'devpath', 'label', 'name', 'size'], sorted(info)
+        )
+        self.assertNotIn(None, info.values())
+
     def test_overlong_attach_info_is_refused(self):
         ns = inventory.Namespace(
             **dict(
