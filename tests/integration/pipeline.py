@@ -298,6 +298,9 @@ def migrate(backend_, url, directory):
 
 
 _SHARED_DATABASES = {}
+# oslotest points tempfile at a directory deleted after each test; a
+# database shared by the whole process must live outside it.
+_PROCESS_TMPDIR = tempfile.gettempdir()
 
 
 class CyborgDatabase(fixtures.Fixture):
@@ -337,7 +340,10 @@ class CyborgDatabase(fixtures.Fixture):
             self.empty()
 
     def _create(self):
-        directory = tempfile.mkdtemp(prefix='cyborg-pmem-db-')
+        directory = tempfile.mkdtemp(
+            prefix='cyborg-pmem-db-',
+            dir=None if self.fresh else _PROCESS_TMPDIR,
+        )
         if self.backend.is_mysql:
             name = (
                 f'{self.backend.prefix()}_{os.getpid()}_'
