@@ -21,3 +21,7 @@ cap regions-only list --regions
 cap dimms-health list --dimms --health
 cap no-match list --namespaces --region=region99
 cap region1-only list --dimms --regions --namespaces --idle --verbose --region=region1
+# Last, as it changes the host: every region disabled. With --idle ndctl
+# still lists the regions (state "disabled"), but none of their namespaces.
+ndctl disable-region all >/dev/null 2>&1
+cap regions-disabled list --dimms --regions --namespaces --idle --verbose
