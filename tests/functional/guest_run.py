@@ -423,19 +423,20 @@ def mutations():
         # What a host looks like when the nvdimm stack is not up: the
         # NFIT driver unbound, so ndctl sees no bus at all.
         nfit['device'] = acpi_nfit_device()
+        nfit['dax_devices'] = len(sysfs()['dax'])
         write_sysfs('/sys/bus/acpi/drivers/nfit/unbind', nfit['device'])
         return [{'argv': ['unbind', 'nfit', nfit['device']], 'rc': 0}]
 
     def stack_up():
         write_sysfs('/sys/bus/acpi/drivers/nfit/bind', nfit['device'])
-        # The bus comes back asynchronously: wait for its regions.
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if len(sysfs()['namespaces']) >= 5:
-                break
+        # Regions and namespaces are probed asynchronously: wait until
+        # at least the dax devices from before are back (the kernel also
+        # re-enables namespaces that were disabled, so there may be more).
+        deadline = time.monotonic() + 120
+        while len(sysfs()['dax']) < nfit['dax_devices']:
+            if time.monotonic() > deadline:
+                raise TimeoutError('dax devices did not come back')
             time.sleep(0.5)
-        # Give the namespace drivers a moment to probe.
-        time.sleep(2)
         return [{'argv': ['bind', 'nfit', nfit['device']], 'rc': 0}]
 
     def regions_disabled():
