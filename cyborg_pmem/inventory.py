@@ -60,6 +60,8 @@ class Region:
     # DIMM device names (nmemN) from the region's mappings, in position
     # order.
     dimms: tuple = ()
+    # ndctl --idle lists a disabled region too, with no namespaces.
+    enabled: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,6 +224,7 @@ class _Reader:
                 iset_id=_int(obj, 'iset_id', where),
                 numa_node=_numa_node(obj, where),
                 dimms=tuple(m[1] for m in mappings),
+                enabled=_str(obj, 'state', where) != 'disabled',
             ),
         )
         for index, item in enumerate(_list(obj, 'namespaces', where)):

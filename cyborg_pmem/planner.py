@@ -201,10 +201,12 @@ def plan(inventory, labels, hostname):
     :param hostname: the compute host; deployable names (the Placement
         provider names) must be unique in the whole cloud.
     :raises NvdimmStackDown: namespaces are configured but ndctl shows no
-        region at all; reporting nothing would delete every device.
+        enabled region; reporting nothing would delete every device.
     """
     configured = sum(len(names) for names in labels.values())
-    if configured and not inventory.regions:
+    # A disabled region shows (with --idle) but hides its namespaces: if
+    # every region is disabled, each configured namespace would look gone.
+    if configured and not any(r.enabled for r in inventory.regions):
         raise exception.NvdimmStackDown(count=configured)
 
     by_name = {}

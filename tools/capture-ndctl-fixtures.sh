@@ -13,6 +13,15 @@ trap 'rm -rf "$OUT"' EXIT
 "$HERE/qemu-pmem/build.sh"
 "$HERE/qemu-pmem/run.sh" --quiet "$OUT/run" "$HERE/qemu-pmem/guest/capture-fixtures.sh"
 mkdir -p "$DEST"
-rm -f "$DEST"/*.json "$DEST"/MANIFEST "$DEST"/ndctl-version
-cp "$OUT"/run/files/*.json "$OUT"/run/files/MANIFEST "$OUT"/run/files/ndctl-version "$DEST"/
+# Replace only what the rig captures; hand-written fixtures (optane-*, in
+# the shape of real hardware the rig cannot emulate) stay.
+for f in "$OUT"/run/files/*.json; do
+    cp "$f" "$DEST"/
+done
+cp "$OUT"/run/files/ndctl-version "$DEST"/
+{
+    cat "$OUT"/run/files/MANIFEST
+    grep -h '^optane-' "$DEST"/MANIFEST || true
+} > "$OUT"/MANIFEST
+cp "$OUT"/MANIFEST "$DEST"/MANIFEST
 echo "captured $(ls "$DEST"/*.json | wc -l) listings from ndctl $(cat "$DEST/ndctl-version") into $DEST"

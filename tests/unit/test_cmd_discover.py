@@ -252,7 +252,7 @@ class DiscoverCommandTest(base.TestCase):
                     '--ndctl-output',
                     os.path.join(base.FIXTURES, 'ndctl', 'no-match.json'),
                 ),
-                'shows no PMEM region',
+                'shows no enabled PMEM region',
             ),
         ]
         for argv, expected in cases:

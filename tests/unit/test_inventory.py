@@ -119,6 +119,20 @@ class RealShapesTest(base.TestCase):
         self.assertEqual(2, len(inv.regions))
         self.assertEqual((), inv.namespaces)
 
+    def test_disabled_regions_are_listed_without_namespaces(self):
+        inv = inventory.parse_listing(
+            base.fixture_text('regions-disabled.json')
+        )
+        self.assertEqual(
+            [('region0', False), ('region1', False)],
+            sorted((r.dev, r.enabled) for r in inv.regions),
+        )
+        self.assertEqual((), inv.namespaces)
+        enabled = inventory.parse_listing(
+            base.fixture_text('driver-listing.json')
+        )
+        self.assertTrue(all(r.enabled for r in enabled.regions))
+
     def test_dimms_only(self):
         inv = inventory.parse_listing(base.fixture_text('dimms-health.json'))
         self.assertEqual(2, len(inv.dimms))

@@ -181,6 +181,27 @@ class FailureRulesTest(base.TestCase):
                 )
                 self.assertIn('names 2 namespace(s)', str(err))
 
+    def test_every_region_disabled_while_configured_raises(self):
+        # "ndctl disable-region all": the regions still show (--idle),
+        # their namespaces do not; an empty report would delete them all.
+        err = self.assertRaises(
+            exception.NvdimmStackDown,
+            _plan,
+            'L:ns0|ns1',
+            base.fixture_text('regions-disabled.json'),
+        )
+        self.assertIn('no enabled PMEM region', str(err))
+
+    def test_one_region_disabled_refuses_only_its_namespaces(self):
+        listing = base.fixture_json('driver-listing.json')
+        for region in listing['regions']:
+            if region['dev'] == 'region0':
+                region['state'] = 'disabled'
+                region.pop('namespaces')
+        result = _plan('S:ns0,L:ns3', listing)
+        self.assertEqual({'ns0': 'not found on this host'}, _reasons(result))
+        self.assertEqual({'ns3'}, set(_handles(result)))
+
     def test_regions_without_namespaces_refuse_each(self):
         result = _plan('L:ns0', base.fixture_text('regions-only.json'))
         self.assertEqual({'ns0': 'not found on this host'}, _reasons(result))

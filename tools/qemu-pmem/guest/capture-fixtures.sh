@@ -19,5 +19,10 @@ cap human list --regions --namespaces --human
 cap single-human list --namespaces --namespace=namespace0.0 --human
 cap regions-only list --regions
 cap dimms-health list --dimms --health
+cap dimms-regions-health list --dimms --regions --health
 cap no-match list --namespaces --region=region99
 cap region1-only list --dimms --regions --namespaces --idle --verbose --region=region1
+# Last, as it changes the host: every region disabled. With --idle ndctl
+# still lists the regions (state "disabled"), but none of their namespaces.
+ndctl disable-region all >/dev/null 2>&1
+cap regions-disabled list --dimms --regions --namespaces --idle --verbose
