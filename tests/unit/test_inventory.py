@@ -430,6 +430,15 @@ class MalformedTest(base.TestCase):
         )
         self.assertEqual(1054867456, inv.namespaces[0].size)
 
+    def test_digit_string_too_long_for_int(self):
+        # Found by tests/unit/test_properties.py: int() refuses over 4300
+        # digits, and the fallback float overflows to inf.
+        self.assertRefused(
+            json.dumps({'dev': 'namespace0.0', 'size': '9' * 5000}),
+            'top level.size',
+            'not a finite number',
+        )
+
     def test_nesting_too_deep(self):
         self.assertRefused(
             '[' * 100000 + ']' * 100000, 'top level', 'nested too deeply'
