@@ -106,6 +106,17 @@ def _str(obj, key, where, required=False):
         return None
     if not isinstance(value, str):
         raise _fail(f'{where}.{key}', f'expected a string, got {value!r:.40}')
+    # A JSON escape like "\ud800" decodes to a lone surrogate, which is not
+    # text: printing it (the CLI's table) would raise UnicodeEncodeError.
+    # ndctl prints UTF-8, so refuse it here; the ASCII test keeps this
+    # free for the usual case.
+    if not value.isascii():
+        try:
+            value.encode('utf-8')
+        except UnicodeEncodeError:
+            raise _fail(
+                f'{where}.{key}', f'not valid Unicode: {value!r:.40}'
+            ) from None
     return value
 
 

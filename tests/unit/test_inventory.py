@@ -439,6 +439,21 @@ class MalformedTest(base.TestCase):
             'not a finite number',
         )
 
+    def test_lone_surrogate_in_a_string(self):
+        # Found by property-based testing: a namespace dev of
+        # "namespace0.0\ud800" reached the CLI's table, whose write to a
+        # UTF-8 stdout raised UnicodeEncodeError (a traceback).
+        self.assertRefused(
+            '{"dev": "region0", "namespaces": [{"dev": "namespace0.0\\ud800",'
+            ' "name": "ns0"}]}',
+            'top level.namespaces[0].dev',
+            'not valid Unicode',
+        )
+        inv = inventory.parse_listing(
+            '[{"dev": "namespace0.0", "name": "n\\u00e9\\ud83d\\ude00"}]'
+        )
+        self.assertEqual('n\u00e9\U0001f600', inv.namespaces[0].name)
+
     def test_nesting_too_deep(self):
         self.assertRefused(
             '[' * 100000 + ']' * 100000, 'top level', 'nested too deeply'
