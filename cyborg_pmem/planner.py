@@ -20,6 +20,7 @@ with sorted keys, so that two discoveries of an unchanged host are equal
 byte for byte.
 """
 
+import collections
 import dataclasses
 import hashlib
 import json
@@ -237,10 +238,11 @@ def plan(inventory, labels, hostname):
                 AttachHandlePlan(namespace=name, attach_info=info)
             )
 
+    keys = _unique_region_keys(inventory)
     devices = []
     for region in sorted(inventory.regions, key=_natural_key):
         deployables = []
-        key = region_key(region, inventory)
+        key = keys[region.dev]
         for label in labels:
             found = handles.get((region.dev, label))
             if not found:
@@ -258,6 +260,23 @@ def plan(inventory, labels, hostname):
         if deployables:
             devices.append(_device(region, key, inventory, deployables))
     return Plan(devices=tuple(devices), refusals=tuple(refusals))
+
+
+def _unique_region_keys(inventory):
+    """``{region dev: key}``, with no key shared by two regions.
+
+    Two regions sharing an interleave-set cookie (or, without cookies,
+    the same DIMM ids) would give two devices one ``cpid_info`` and two
+    deployables one Placement provider name, which the conductor cannot
+    tell apart. Only for those regions, the region's name is added to
+    the key: unique, at the cost of not surviving renumbering.
+    """
+    keys = {r.dev: region_key(r, inventory) for r in inventory.regions}
+    shared = collections.Counter(keys.values())
+    return {
+        dev: f'{key}-{dev}' if shared[key] > 1 else key
+        for dev, key in keys.items()
+    }
 
 
 def _device(region, key, inventory, deployables):

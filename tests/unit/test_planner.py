@@ -314,6 +314,29 @@ class IdentityTest(base.TestCase):
         self.assertRegex(keys[1], r'^dimms-[0-9a-f]{16}$')
         self.assertEqual('region2', keys[2])
 
+    def test_regions_sharing_a_cookie_stay_apart(self):
+        # Found by tests/unit/test_properties.py: two regions with one
+        # iset_id became two devices with one cpid_info, and deployables
+        # with one Placement provider name.
+        listing = base.fixture_json('driver-listing.json')
+        for region in listing['regions']:
+            region['iset_id'] = 77
+        result = _plan('SMALL:ns0|ns1,LARGE:ns3', listing)
+        self.assertEqual(
+            [
+                '{"region_key":"iset-000000000000004d-region0"}',
+                '{"region_key":"iset-000000000000004d-region1"}',
+            ],
+            [d.cpid_info for d in result.devices],
+        )
+        self.assertEqual(
+            [
+                f'{HOST}_iset-000000000000004d-region0_SMALL',
+                f'{HOST}_iset-000000000000004d-region1_LARGE',
+            ],
+            [p.name for d in result.devices for p in d.deployables],
+        )
+
     def test_vendor_from_dimm_ids(self):
         self.assertEqual('0x8089', planner._vendor(['8089-a2-1837-0f']))
         self.assertEqual(
