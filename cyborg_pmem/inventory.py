@@ -44,14 +44,14 @@ _BINARY_UNITS = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Dimm:
     dev: str
     id: str | None = None
     health: dict | None = None
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Region:
     dev: str
     size: int | None = None
@@ -64,7 +64,7 @@ class Region:
     enabled: bool = True
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Namespace:
     dev: str
     region: str
@@ -81,7 +81,7 @@ class Namespace:
     numa_node: int | None = None
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Inventory:
     dimms: tuple = ()
     regions: tuple = ()
@@ -94,8 +94,26 @@ class Inventory:
         return next((r for r in self.regions if r.dev == dev), None)
 
 
+def _render(where):
+    """The path to an item as the error names it: ``where`` is a string,
+    or a ``(parent, key, index)`` tuple built cheaply while walking and
+    rendered only when something is wrong."""
+    suffixes = []
+    while isinstance(where, tuple):
+        where, key, index = where
+        suffixes.append(
+            (f'.{key}' if key else '')
+            + ('' if index is None else f'[{index}]')
+        )
+    return where + ''.join(reversed(suffixes))
+
+
 def _fail(where, reason):
-    return exception.NdctlOutputError(where=where, reason=reason)
+    return exception.NdctlOutputError(where=_render(where), reason=reason)
+
+
+def _at(where, key):
+    return (where, key, None)
 
 
 def _str(obj, key, where, required=False):
@@ -104,31 +122,32 @@ def _str(obj, key, where, required=False):
         if required:
             raise _fail(where, f'"{key}" is missing')
         return None
+    if value.__class__ is str and value.isascii():
+        return value
     if not isinstance(value, str):
-        raise _fail(f'{where}.{key}', f'expected a string, got {value!r:.40}')
+        raise _fail(_at(where, key), f'expected a string, got {value!r:.40}')
     # A JSON escape like "\ud800" decodes to a lone surrogate, which is not
     # text: printing it (the CLI's table) would raise UnicodeEncodeError.
     # ndctl prints UTF-8, so refuse it here; the ASCII test keeps this
     # free for the usual case.
-    if not value.isascii():
-        try:
-            value.encode('utf-8')
-        except UnicodeEncodeError:
-            raise _fail(
-                f'{where}.{key}', f'not valid Unicode: {value!r:.40}'
-            ) from None
+    try:
+        value.encode('utf-8')
+    except UnicodeEncodeError:
+        raise _fail(
+            _at(where, key), f'not valid Unicode: {value!r:.40}'
+        ) from None
     return value
 
 
 def _int(obj, key, where):
     """An integer field; ``-u`` prints numbers as hex or human strings."""
     value = obj.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise _fail(f'{where}.{key}', f'expected a number, got {value!r:.40}')
-    if isinstance(value, int):
+    if value is None or value.__class__ is int:
         return value
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise _fail(_at(where, key), f'expected a number, got {value!r:.40}')
+    if isinstance(value, int):
+        return int(value)
     if isinstance(value, float):
         return _finite(value, where, key)
     text = value.strip()
@@ -138,14 +157,14 @@ def _int(obj, key, where):
         pass
     match = _HUMAN_SIZE.match(text)
     if not match:
-        raise _fail(f'{where}.{key}', f'not a number: {value!r:.40}')
+        raise _fail(_at(where, key), f'not a number: {value!r:.40}')
     number = float(match.group(1)) * _BINARY_UNITS[match.group(2)]
     return _finite(number, where, key)
 
 
 def _finite(number, where, key):
     if not math.isfinite(number):
-        raise _fail(f'{where}.{key}', f'not a finite number: {number}')
+        raise _fail(_at(where, key), f'not a finite number: {number}')
     return round(number)
 
 
@@ -160,7 +179,7 @@ def _list(obj, key, where):
     if value is None:
         return []
     if not isinstance(value, list):
-        raise _fail(f'{where}.{key}', f'expected a list, got {value!r:.40}')
+        raise _fail(_at(where, key), f'expected a list, got {value!r:.40}')
     return value
 
 
@@ -179,7 +198,7 @@ class _Reader:
     def walk(self, value, where, region=None):
         if isinstance(value, list):
             for index, item in enumerate(value):
-                self.walk(item, f'{where}[{index}]', region)
+                self.walk(item, (where, None, index), region)
             return
         obj = _dict(value, where)
         dev = _str(obj, 'dev', where)
@@ -205,12 +224,12 @@ class _Reader:
     def _walk_children(self, obj, where, region):
         for key in _CONTAINER_KEYS:
             for index, item in enumerate(_list(obj, key, where)):
-                self.walk(item, f'{where}.{key}[{index}]', region)
+                self.walk(item, (where, key, index), region)
 
     def _dimm(self, obj, dev, where):
         health = obj.get('health')
         if health is not None:
-            health = _dict(health, f'{where}.health')
+            health = _dict(health, _at(where, 'health'))
         self.dimms.setdefault(
             dev, Dimm(dev=dev, id=_str(obj, 'id', where), health=health)
         )
@@ -218,7 +237,7 @@ class _Reader:
     def _region(self, obj, dev, where):
         mappings = []
         for index, item in enumerate(_list(obj, 'mappings', where)):
-            item_where = f'{where}.mappings[{index}]'
+            item_where = (where, 'mappings', index)
             mapping = _dict(item, item_where)
             mappings.append(
                 (
@@ -239,29 +258,35 @@ class _Reader:
             ),
         )
         for index, item in enumerate(_list(obj, 'namespaces', where)):
-            self.walk(item, f'{where}.namespaces[{index}]', region=dev)
+            self.walk(item, (where, 'namespaces', index), region=dev)
 
     def _namespace(self, obj, dev, where, region):
         if region is None:
             match = _NAMESPACE_DEV.match(dev)
             if not match:
-                raise _fail(f'{where}.dev', f'{dev!r:.40} is not namespaceX.Y')
+                raise _fail(
+                    _at(where, 'dev'), f'{dev!r:.40} is not namespaceX.Y'
+                )
             region = f'region{match.group(1)}'
         mode = _str(obj, 'mode', where)
         chardev = _str(obj, 'chardev', where)
         dax_mode = None
         daxregion = obj.get('daxregion')
         if daxregion is not None:
-            dax_where = f'{where}.daxregion'
+            dax_where = _at(where, 'daxregion')
             devices = _list(_dict(daxregion, dax_where), 'devices', dax_where)
             for index, item in enumerate(devices):
-                device_where = f'{dax_where}.devices[{index}]'
+                device_where = (dax_where, 'devices', index)
                 device = _dict(item, device_where)
                 device_chardev = _str(device, 'chardev', device_where)
                 if chardev in (None, device_chardev):
                     chardev = device_chardev
                     dax_mode = _str(device, 'mode', device_where)
                     break
+        if 'numa_node' in obj or region not in self.regions:
+            numa_node = _numa_node(obj, where)
+        else:
+            numa_node = self.regions[region].numa_node
         self.namespaces.setdefault(
             dev,
             Namespace(
@@ -275,9 +300,7 @@ class _Reader:
                 align=_int(obj, 'align', where),
                 chardev=chardev,
                 dax_mode=dax_mode,
-                numa_node=_numa_node(obj, where)
-                if 'numa_node' in obj or region not in self.regions
-                else self.regions[region].numa_node,
+                numa_node=numa_node,
             ),
         )
 
@@ -296,7 +319,8 @@ def parse_listing(text):
             text = text.decode('utf-8')
         except UnicodeDecodeError as err:
             raise _fail('top level', f'not UTF-8 ({err.reason})') from None
-    if not text.strip():
+    # isspace() stops at the first character; strip() would copy it all.
+    if not text or text.isspace():
         return Inventory()
     reader = _Reader()
     try:

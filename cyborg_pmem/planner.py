@@ -171,6 +171,22 @@ def _refusal_reason(matches):
     return None
 
 
+def _json_scalar(value):
+    """``json.dumps(value)`` of a str, int or None, without building an
+    encoder: the planner writes one attach_info per namespace."""
+    if value is None:
+        return 'null'
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, str):
+        return _encode_string(value)
+    return int.__repr__(value)
+
+
+# What json.dumps uses for a str with ensure_ascii (the C version).
+_encode_string = json.encoder.encode_basestring_ascii
+
+
 def attach_info(namespace, label):
     """The attach handle's JSON: what a consumer needs for libvirt's
     ``<memory model='nvdimm'>`` (the fields of Nova's LibvirtVPMEMDevice)
@@ -179,18 +195,32 @@ def attach_info(namespace, label):
     Fields ndctl does not show are left out, not null: Cyborg hands
     attach_info to Nova as a dict of strings (the ARQ's
     attach_handle_info), and a null there makes every read of the bound
-    ARQ fail."""
-    fields = {
-        'align': namespace.align,
-        'dev': namespace.dev,
-        'devpath': '/dev/' + namespace.chardev,
-        'label': label,
-        'name': namespace.name,
-        'numa_node': namespace.numa_node,
-        'size': namespace.size,
-        'uuid': namespace.uuid,
-    }
-    return _dumps({k: v for k, v in fields.items() if v is not None})
+    ARQ fail.
+
+    Byte for byte ``_dumps`` of those fields (tests/unit/test_planner.py
+    and the property tests check it), written directly because building a
+    JSON encoder per namespace was a third of the planner's time.
+    """
+    fields = (
+        ('align', namespace.align),
+        ('dev', namespace.dev),
+        ('devpath', '/dev/' + namespace.chardev),
+        ('label', label),
+        ('name', namespace.name),
+        ('numa_node', namespace.numa_node),
+        ('size', namespace.size),
+        ('uuid', namespace.uuid),
+    )
+    # The keys are plain ASCII words in sorted order, as _dumps writes.
+    return (
+        '{'
+        + ','.join(
+            f'"{key}":{_json_scalar(value)}'
+            for key, value in fields
+            if value is not None
+        )
+        + '}'
+    )
 
 
 def plan(inventory, labels, hostname):

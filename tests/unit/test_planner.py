@@ -114,6 +114,41 @@ class DefaultScenarioTest(base.TestCase):
                         ('PMEM', False), (handle.attach_type, handle.in_use)
                     )
 
+    def test_attach_info_is_sorted_compact_json(self):
+        # attach_info is written by hand for speed: it must stay exactly
+        # what json.dumps(sort_keys=True) writes, or every handle would
+        # be deleted and re-created on upgrade.
+        for fields in (
+            {},
+            {'name': 'n\u00e9"\\\x01\U0001f600', 'uuid': 'u'},
+            {'size': 2**70, 'align': -1, 'numa_node': 0, 'name': ''},
+            {'size': True, 'align': False},
+        ):
+            with self.subTest(fields=fields):
+                ns = inventory.Namespace(
+                    dev='namespace0.0',
+                    region='region0',
+                    mode='devdax',
+                    chardev='dax0.0',
+                    **fields,
+                )
+                fields = {
+                    'align': ns.align,
+                    'dev': ns.dev,
+                    'devpath': '/dev/dax0.0',
+                    'label': 'L\u00e0',
+                    'name': ns.name,
+                    'numa_node': ns.numa_node,
+                    'size': ns.size,
+                    'uuid': ns.uuid,
+                }
+                expected = json.dumps(
+                    {k: v for k, v in fields.items() if v is not None},
+                    sort_keys=True,
+                    separators=(',', ':'),
+                )
+                self.assertEqual(expected, planner.attach_info(ns, 'L\u00e0'))
+
     def test_board_info(self):
         (device,) = _plan('SMALL:ns0').devices
         std = json.loads(device.std_board_info)
