@@ -21,6 +21,7 @@ import time
 
 from oslo_log import log as logging
 
+from cyborg_pmem import exception
 from cyborg_pmem import inventory as inventory_mod
 from cyborg_pmem import labels as labels_mod
 from cyborg_pmem import ndctl
@@ -45,7 +46,18 @@ class Discovery:
     def read_host(self):
         """Run ``ndctl list`` once; return its output."""
         started = time.monotonic()
-        output = ndctl.run_list(self.ndctl_path, self.ndctl_timeout)
+        try:
+            output = ndctl.run_list(self.ndctl_path, self.ndctl_timeout)
+        except exception.NdctlError:
+            # The caller (the agent's periodic task, the CLI) reports the
+            # error itself; the time taken tells a hang from a quick
+            # failure.
+            LOG.debug(
+                'Running %s failed after %.3f s',
+                ndctl.list_argv(self.ndctl_path),
+                time.monotonic() - started,
+            )
+            raise
         LOG.debug(
             'Ran %s in %.3f s (%d bytes of output)',
             ndctl.list_argv(self.ndctl_path),
