@@ -24,7 +24,6 @@ from oslo_log import log as logging
 from cyborg_pmem import exception
 from cyborg_pmem import inventory as inventory_mod
 from cyborg_pmem import labels as labels_mod
-from cyborg_pmem import ndctl
 from cyborg_pmem import planner
 
 LOG = logging.getLogger(__name__)
@@ -45,6 +44,11 @@ class Discovery:
 
     def read_host(self):
         """Run ``ndctl list`` once; return its output."""
+        # Imported here: oslo.concurrency's processutils (and the regexes
+        # of oslo.utils it loads) cost the CLI ~45 ms at start-up, and
+        # the CLI with --ndctl-output never runs ndctl.
+        from cyborg_pmem import ndctl
+
         started = time.monotonic()
         try:
             output = ndctl.run_list(self.ndctl_path, self.ndctl_timeout)
