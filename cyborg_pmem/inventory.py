@@ -29,6 +29,7 @@ from cyborg_pmem import exception
 # Releases up to v58 used other names for the modes.
 _LEGACY_MODES = {'dax': 'devdax', 'memory': 'fsdax', 'safe': 'sector'}
 _NAMESPACE_DEV = re.compile(r'^namespace(\d+)\.\d+$')
+_REGION_DEV = re.compile(r'^region\d+$')
 _CONTAINER_KEYS = ('buses', 'dimms', 'regions', 'namespaces')
 # "-u" sizes: "1006.00 MiB (1054.87 MB)"; the binary figure comes first.
 _HUMAN_SIZE = re.compile(r'^\s*(\d+(?:\.\d+)?)\s*([KMGTPE]iB|B)?\b')
@@ -213,6 +214,12 @@ class _Reader:
         elif dev.startswith('namespace'):
             self._namespace(obj, dev, where, region)
         elif dev.startswith('region'):
+            # The kernel names regions "region%d". Anything else may not
+            # be trusted as a region's identity: the planner falls back to
+            # the name in Placement provider names, where a "_" in it
+            # could make two regions' names collide.
+            if not _REGION_DEV.match(dev):
+                raise _fail(_at(where, 'dev'), f'{dev!r:.40} is not regionN')
             self._region(obj, dev, where)
         elif dev.startswith('nmem'):
             self._dimm(obj, dev, where)

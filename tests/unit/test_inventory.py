@@ -409,6 +409,19 @@ class MalformedTest(base.TestCase):
             'is not namespaceX.Y',
         )
 
+    def test_region_dev_not_kernel_name(self):
+        # Found while writing the planner's uniqueness property: with no
+        # iset_id and no DIMM ids the region's name is its identity, and
+        # regions "region_A" (label "B") and "region" (label "A_B") both
+        # gave the Placement provider name "<host>_region_A_B".
+        for dev in ('region_A', 'region', 'regionX', 'region1 '):
+            with self.subTest(dev=dev):
+                self.assertRefused(
+                    json.dumps([{'dev': dev}]),
+                    'top level[0].dev',
+                    'is not regionN',
+                )
+
     def test_non_finite_sizes(self):
         for size in (
             'NaN',
