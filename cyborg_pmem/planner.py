@@ -201,25 +201,32 @@ def attach_info(namespace, label):
     and the property tests check it), written directly because building a
     JSON encoder per namespace was a third of the planner's time.
     """
-    fields = (
-        ('align', namespace.align),
-        ('dev', namespace.dev),
-        ('devpath', '/dev/' + namespace.chardev),
-        ('label', label),
-        ('name', namespace.name),
-        ('numa_node', namespace.numa_node),
-        ('size', namespace.size),
-        ('uuid', namespace.uuid),
+    align, name, numa_node, size, uuid = (
+        namespace.align,
+        namespace.name,
+        namespace.numa_node,
+        namespace.size,
+        namespace.uuid,
     )
-    # The keys are plain ASCII words in sorted order, as _dumps writes.
-    return (
-        '{'
-        + ','.join(
-            f'"{key}":{_json_scalar(value)}'
-            for key, value in fields
-            if value is not None
+    # Keys in sorted order; dev, devpath and label are always there.
+    return ''.join(
+        (
+            '{',
+            '' if align is None else f'"align":{_json_scalar(align)},',
+            '"dev":',
+            _encode_string(namespace.dev),
+            ',"devpath":',
+            _encode_string('/dev/' + namespace.chardev),
+            ',"label":',
+            _encode_string(label),
+            '' if name is None else ',"name":' + _json_scalar(name),
+            ''
+            if numa_node is None
+            else ',"numa_node":' + _json_scalar(numa_node),
+            '' if size is None else ',"size":' + _json_scalar(size),
+            '' if uuid is None else ',"uuid":' + _json_scalar(uuid),
+            '}',
         )
-        + '}'
     )
 
 
