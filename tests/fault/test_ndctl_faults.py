@@ -338,6 +338,25 @@ class TimeoutTest(FaultTestCase):
         wrapper = fake.started()[0]
         self.assertIsNone(proc_state(wrapper))
 
+    def test_interrupted_wait_kills_ndctl(self):
+        # The CLI's Ctrl-C, or anything raised into the waiting thread:
+        # the exception goes on, and ndctl does not outlive it.
+        class Interrupted(BaseException):
+            pass
+
+        def interrupt(signum, frame):
+            raise Interrupted()
+
+        fake = self.fake('time.sleep(600)\n')
+        previous = signal.signal(signal.SIGALRM, interrupt)
+        self.addCleanup(signal.signal, signal.SIGALRM, previous)
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        self.addCleanup(signal.setitimer, signal.ITIMER_REAL, 0)
+        started = time.monotonic()
+        self.assertRaises(Interrupted, ndctl.run_list, 'ndctl', 60)
+        self.assertLess(time.monotonic() - started, 10)
+        self.assertAllGone(fake)
+
     @staticmethod
     def _kill_escaped(fake):
         for pid in fake.started()[1:]:
