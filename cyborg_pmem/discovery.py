@@ -21,9 +21,9 @@ import time
 
 from oslo_log import log as logging
 
+from cyborg_pmem import exception
 from cyborg_pmem import inventory as inventory_mod
 from cyborg_pmem import labels as labels_mod
-from cyborg_pmem import ndctl
 from cyborg_pmem import planner
 
 LOG = logging.getLogger(__name__)
@@ -44,8 +44,24 @@ class Discovery:
 
     def read_host(self):
         """Run ``ndctl list`` once; return its output."""
+        # Imported here: oslo.concurrency's processutils (and the regexes
+        # of oslo.utils it loads) cost the CLI ~45 ms at start-up, and
+        # the CLI with --ndctl-output never runs ndctl.
+        from cyborg_pmem import ndctl
+
         started = time.monotonic()
-        output = ndctl.run_list(self.ndctl_path, self.ndctl_timeout)
+        try:
+            output = ndctl.run_list(self.ndctl_path, self.ndctl_timeout)
+        except exception.NdctlError:
+            # The caller (the agent's periodic task, the CLI) reports the
+            # error itself; the time taken tells a hang from a quick
+            # failure.
+            LOG.debug(
+                'Running %s failed after %.3f s',
+                ndctl.list_argv(self.ndctl_path),
+                time.monotonic() - started,
+            )
+            raise
         LOG.debug(
             'Ran %s in %.3f s (%d bytes of output)',
             ndctl.list_argv(self.ndctl_path),

@@ -29,6 +29,7 @@ from cyborg_pmem import exception
 # Releases up to v58 used other names for the modes.
 _LEGACY_MODES = {'dax': 'devdax', 'memory': 'fsdax', 'safe': 'sector'}
 _NAMESPACE_DEV = re.compile(r'^namespace(\d+)\.\d+$')
+_REGION_DEV = re.compile(r'^region\d+$')
 _CONTAINER_KEYS = ('buses', 'dimms', 'regions', 'namespaces')
 # "-u" sizes: "1006.00 MiB (1054.87 MB)"; the binary figure comes first.
 _HUMAN_SIZE = re.compile(r'^\s*(\d+(?:\.\d+)?)\s*([KMGTPE]iB|B)?\b')
@@ -44,14 +45,14 @@ _BINARY_UNITS = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Dimm:
     dev: str
     id: str | None = None
     health: dict | None = None
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Region:
     dev: str
     size: int | None = None
@@ -64,7 +65,7 @@ class Region:
     enabled: bool = True
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Namespace:
     dev: str
     region: str
@@ -81,7 +82,7 @@ class Namespace:
     numa_node: int | None = None
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Inventory:
     dimms: tuple = ()
     regions: tuple = ()
@@ -94,8 +95,26 @@ class Inventory:
         return next((r for r in self.regions if r.dev == dev), None)
 
 
+def _render(where):
+    """The path to an item as the error names it: ``where`` is a string,
+    or a ``(parent, key, index)`` tuple built cheaply while walking and
+    rendered only when something is wrong."""
+    suffixes = []
+    while isinstance(where, tuple):
+        where, key, index = where
+        suffixes.append(
+            (f'.{key}' if key else '')
+            + ('' if index is None else f'[{index}]')
+        )
+    return where + ''.join(reversed(suffixes))
+
+
 def _fail(where, reason):
-    return exception.NdctlOutputError(where=where, reason=reason)
+    return exception.NdctlOutputError(where=_render(where), reason=reason)
+
+
+def _at(where, key):
+    return (where, key, None)
 
 
 def _str(obj, key, where, required=False):
@@ -104,20 +123,32 @@ def _str(obj, key, where, required=False):
         if required:
             raise _fail(where, f'"{key}" is missing')
         return None
+    if value.__class__ is str and value.isascii():
+        return value
     if not isinstance(value, str):
-        raise _fail(f'{where}.{key}', f'expected a string, got {value!r:.40}')
+        raise _fail(_at(where, key), f'expected a string, got {value!r:.40}')
+    # A JSON escape like "\ud800" decodes to a lone surrogate, which is not
+    # text: printing it (the CLI's table) would raise UnicodeEncodeError.
+    # ndctl prints UTF-8, so refuse it here; the ASCII test keeps this
+    # free for the usual case.
+    try:
+        value.encode('utf-8')
+    except UnicodeEncodeError:
+        raise _fail(
+            _at(where, key), f'not valid Unicode: {value!r:.40}'
+        ) from None
     return value
 
 
 def _int(obj, key, where):
     """An integer field; ``-u`` prints numbers as hex or human strings."""
     value = obj.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise _fail(f'{where}.{key}', f'expected a number, got {value!r:.40}')
-    if isinstance(value, int):
+    if value is None or value.__class__ is int:
         return value
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise _fail(_at(where, key), f'expected a number, got {value!r:.40}')
+    if isinstance(value, int):
+        return int(value)
     if isinstance(value, float):
         return _finite(value, where, key)
     text = value.strip()
@@ -127,14 +158,14 @@ def _int(obj, key, where):
         pass
     match = _HUMAN_SIZE.match(text)
     if not match:
-        raise _fail(f'{where}.{key}', f'not a number: {value!r:.40}')
+        raise _fail(_at(where, key), f'not a number: {value!r:.40}')
     number = float(match.group(1)) * _BINARY_UNITS[match.group(2)]
     return _finite(number, where, key)
 
 
 def _finite(number, where, key):
     if not math.isfinite(number):
-        raise _fail(f'{where}.{key}', f'not a finite number: {number}')
+        raise _fail(_at(where, key), f'not a finite number: {number}')
     return round(number)
 
 
@@ -149,7 +180,7 @@ def _list(obj, key, where):
     if value is None:
         return []
     if not isinstance(value, list):
-        raise _fail(f'{where}.{key}', f'expected a list, got {value!r:.40}')
+        raise _fail(_at(where, key), f'expected a list, got {value!r:.40}')
     return value
 
 
@@ -168,7 +199,7 @@ class _Reader:
     def walk(self, value, where, region=None):
         if isinstance(value, list):
             for index, item in enumerate(value):
-                self.walk(item, f'{where}[{index}]', region)
+                self.walk(item, (where, None, index), region)
             return
         obj = _dict(value, where)
         dev = _str(obj, 'dev', where)
@@ -183,6 +214,12 @@ class _Reader:
         elif dev.startswith('namespace'):
             self._namespace(obj, dev, where, region)
         elif dev.startswith('region'):
+            # The kernel names regions "region%d". Anything else may not
+            # be trusted as a region's identity: the planner falls back to
+            # the name in Placement provider names, where a "_" in it
+            # could make two regions' names collide.
+            if not _REGION_DEV.match(dev):
+                raise _fail(_at(where, 'dev'), f'{dev!r:.40} is not regionN')
             self._region(obj, dev, where)
         elif dev.startswith('nmem'):
             self._dimm(obj, dev, where)
@@ -194,12 +231,12 @@ class _Reader:
     def _walk_children(self, obj, where, region):
         for key in _CONTAINER_KEYS:
             for index, item in enumerate(_list(obj, key, where)):
-                self.walk(item, f'{where}.{key}[{index}]', region)
+                self.walk(item, (where, key, index), region)
 
     def _dimm(self, obj, dev, where):
         health = obj.get('health')
         if health is not None:
-            health = _dict(health, f'{where}.health')
+            health = _dict(health, _at(where, 'health'))
         self.dimms.setdefault(
             dev, Dimm(dev=dev, id=_str(obj, 'id', where), health=health)
         )
@@ -207,7 +244,7 @@ class _Reader:
     def _region(self, obj, dev, where):
         mappings = []
         for index, item in enumerate(_list(obj, 'mappings', where)):
-            item_where = f'{where}.mappings[{index}]'
+            item_where = (where, 'mappings', index)
             mapping = _dict(item, item_where)
             mappings.append(
                 (
@@ -228,29 +265,35 @@ class _Reader:
             ),
         )
         for index, item in enumerate(_list(obj, 'namespaces', where)):
-            self.walk(item, f'{where}.namespaces[{index}]', region=dev)
+            self.walk(item, (where, 'namespaces', index), region=dev)
 
     def _namespace(self, obj, dev, where, region):
         if region is None:
             match = _NAMESPACE_DEV.match(dev)
             if not match:
-                raise _fail(f'{where}.dev', f'{dev!r:.40} is not namespaceX.Y')
+                raise _fail(
+                    _at(where, 'dev'), f'{dev!r:.40} is not namespaceX.Y'
+                )
             region = f'region{match.group(1)}'
         mode = _str(obj, 'mode', where)
         chardev = _str(obj, 'chardev', where)
         dax_mode = None
         daxregion = obj.get('daxregion')
         if daxregion is not None:
-            dax_where = f'{where}.daxregion'
+            dax_where = _at(where, 'daxregion')
             devices = _list(_dict(daxregion, dax_where), 'devices', dax_where)
             for index, item in enumerate(devices):
-                device_where = f'{dax_where}.devices[{index}]'
+                device_where = (dax_where, 'devices', index)
                 device = _dict(item, device_where)
                 device_chardev = _str(device, 'chardev', device_where)
                 if chardev in (None, device_chardev):
                     chardev = device_chardev
                     dax_mode = _str(device, 'mode', device_where)
                     break
+        if 'numa_node' in obj or region not in self.regions:
+            numa_node = _numa_node(obj, where)
+        else:
+            numa_node = self.regions[region].numa_node
         self.namespaces.setdefault(
             dev,
             Namespace(
@@ -264,9 +307,7 @@ class _Reader:
                 align=_int(obj, 'align', where),
                 chardev=chardev,
                 dax_mode=dax_mode,
-                numa_node=_numa_node(obj, where)
-                if 'numa_node' in obj or region not in self.regions
-                else self.regions[region].numa_node,
+                numa_node=numa_node,
             ),
         )
 
@@ -285,7 +326,8 @@ def parse_listing(text):
             text = text.decode('utf-8')
         except UnicodeDecodeError as err:
             raise _fail('top level', f'not UTF-8 ({err.reason})') from None
-    if not text.strip():
+    # isspace() stops at the first character; strip() would copy it all.
+    if not text or text.isspace():
         return Inventory()
     reader = _Reader()
     try:

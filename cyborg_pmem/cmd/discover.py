@@ -34,7 +34,6 @@ from oslo_config import cfg
 from cyborg_pmem import conf
 from cyborg_pmem import discovery
 from cyborg_pmem import exception
-from cyborg_pmem import health
 
 EXIT_REFUSED = 1
 EXIT_ERROR = 2
@@ -241,6 +240,11 @@ def _columns(header, rows):
 
 
 def _health(config, stderr):
+    # Imported here: it loads the ndctl runner (oslo.concurrency and the
+    # oslo.utils regexes, ~50 ms), which a run without --health and with
+    # --ndctl-output never needs.
+    from cyborg_pmem import health
+
     with _driver_log(stderr, config.debug):
         if config.health_output is not None:
             try:

@@ -62,6 +62,16 @@ class DiscoveryTest(base.TestCase):
             lines,
         )
 
+    def test_ndctl_failure_is_raised_and_timed_in_the_log(self):
+        self.execute.side_effect = FileNotFoundError(2, 'nope')
+        self.assertRaises(exception.NdctlNotFound, self._discovery().run, 'h')
+        self.assertRegex(
+            self.log.output,
+            r"Running \['ndctl', 'list', .*\] failed after \d+\.\d{3} s",
+        )
+        # Nothing is reported as discovered.
+        self.assertNotIn('PMEM discovery:', self.log.output)
+
     def test_saved_listing_skips_ndctl(self):
         result = self._discovery().run(
             'h', listing=base.fixture_text('driver-listing.json')

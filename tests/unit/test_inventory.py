@@ -409,6 +409,19 @@ class MalformedTest(base.TestCase):
             'is not namespaceX.Y',
         )
 
+    def test_region_dev_not_kernel_name(self):
+        # Found while writing the planner's uniqueness property: with no
+        # iset_id and no DIMM ids the region's name is its identity, and
+        # regions "region_A" (label "B") and "region" (label "A_B") both
+        # gave the Placement provider name "<host>_region_A_B".
+        for dev in ('region_A', 'region', 'regionX', 'region1 '):
+            with self.subTest(dev=dev):
+                self.assertRefused(
+                    json.dumps([{'dev': dev}]),
+                    'top level[0].dev',
+                    'is not regionN',
+                )
+
     def test_non_finite_sizes(self):
         for size in (
             'NaN',
@@ -429,6 +442,30 @@ class MalformedTest(base.TestCase):
             '{"dev": "namespace0.0", "size": 1054867456.0}'
         )
         self.assertEqual(1054867456, inv.namespaces[0].size)
+
+    def test_digit_string_too_long_for_int(self):
+        # Found by tests/unit/test_properties.py: int() refuses over 4300
+        # digits, and the fallback float overflows to inf.
+        self.assertRefused(
+            json.dumps({'dev': 'namespace0.0', 'size': '9' * 5000}),
+            'top level.size',
+            'not a finite number',
+        )
+
+    def test_lone_surrogate_in_a_string(self):
+        # Found by property-based testing: a namespace dev of
+        # "namespace0.0\ud800" reached the CLI's table, whose write to a
+        # UTF-8 stdout raised UnicodeEncodeError (a traceback).
+        self.assertRefused(
+            '{"dev": "region0", "namespaces": [{"dev": "namespace0.0\\ud800",'
+            ' "name": "ns0"}]}',
+            'top level.namespaces[0].dev',
+            'not valid Unicode',
+        )
+        inv = inventory.parse_listing(
+            '[{"dev": "namespace0.0", "name": "n\\u00e9\\ud83d\\ude00"}]'
+        )
+        self.assertEqual('n\u00e9\U0001f600', inv.namespaces[0].name)
 
     def test_nesting_too_deep(self):
         self.assertRefused(

@@ -11,6 +11,7 @@
 #    under the License.
 
 import errno
+import signal
 import subprocess
 from unittest import mock
 
@@ -55,7 +56,10 @@ class RunListTest(base.TestCase):
         self.execute.return_value = ('[]', '')
         self.assertEqual('[]', ndctl.run_list('ndctl', 7))
         self.execute.assert_called_once_with(
-            *ARGV, timeout=7, on_execute=mock.ANY
+            *ARGV,
+            timeout=7,
+            on_execute=mock.ANY,
+            preexec_fn=ndctl._own_process_group,
         )
 
     def test_configured_path(self):
@@ -120,8 +124,12 @@ class RunListTest(base.TestCase):
                 )
                 self.assertIn(f'failed ({name})', str(err))
 
-    def test_timeout_kills_and_reaps_the_child(self):
+    @mock.patch('os.killpg', autospec=True)
+    def test_timeout_kills_and_reaps_the_group(self, killpg):
+        # tests/fault proves it on real processes; this pins the calls.
         child = mock.create_autospec(POPEN, instance=True)
+        child.pid = 4242
+        child.returncode = None
 
         def hang(*args, on_execute, **kwargs):
             on_execute(child)
@@ -131,8 +139,8 @@ class RunListTest(base.TestCase):
         err = self.assertRaises(
             exception.NdctlTimeout, ndctl.run_list, 'ndctl', 3
         )
-        child.kill.assert_called_once_with()
-        child.communicate.assert_called_once_with()
+        killpg.assert_called_once_with(4242, signal.SIGKILL)
+        child.communicate.assert_called_once_with(timeout=ndctl.REAP_TIMEOUT)
         self.assertEqual(
             ' '.join(ARGV) + ' did not finish within 3 s and '
             'was killed ([pmem_devices] ndctl_timeout)',

@@ -114,6 +114,41 @@ class DefaultScenarioTest(base.TestCase):
                         ('PMEM', False), (handle.attach_type, handle.in_use)
                     )
 
+    def test_attach_info_is_sorted_compact_json(self):
+        # attach_info is written by hand for speed: it must stay exactly
+        # what json.dumps(sort_keys=True) writes, or every handle would
+        # be deleted and re-created on upgrade.
+        for fields in (
+            {},
+            {'name': 'n\u00e9"\\\x01\U0001f600', 'uuid': 'u'},
+            {'size': 2**70, 'align': -1, 'numa_node': 0, 'name': ''},
+            {'size': True, 'align': False},
+        ):
+            with self.subTest(fields=fields):
+                ns = inventory.Namespace(
+                    dev='namespace0.0',
+                    region='region0',
+                    mode='devdax',
+                    chardev='dax0.0',
+                    **fields,
+                )
+                fields = {
+                    'align': ns.align,
+                    'dev': ns.dev,
+                    'devpath': '/dev/dax0.0',
+                    'label': 'L\u00e0',
+                    'name': ns.name,
+                    'numa_node': ns.numa_node,
+                    'size': ns.size,
+                    'uuid': ns.uuid,
+                }
+                expected = json.dumps(
+                    {k: v for k, v in fields.items() if v is not None},
+                    sort_keys=True,
+                    separators=(',', ':'),
+                )
+                self.assertEqual(expected, planner.attach_info(ns, 'L\u00e0'))
+
     def test_board_info(self):
         (device,) = _plan('SMALL:ns0').devices
         std = json.loads(device.std_board_info)
@@ -313,6 +348,29 @@ class IdentityTest(base.TestCase):
         self.assertEqual('iset-ffffffffffffffff', keys[0])
         self.assertRegex(keys[1], r'^dimms-[0-9a-f]{16}$')
         self.assertEqual('region2', keys[2])
+
+    def test_regions_sharing_a_cookie_stay_apart(self):
+        # Found by tests/unit/test_properties.py: two regions with one
+        # iset_id became two devices with one cpid_info, and deployables
+        # with one Placement provider name.
+        listing = base.fixture_json('driver-listing.json')
+        for region in listing['regions']:
+            region['iset_id'] = 77
+        result = _plan('SMALL:ns0|ns1,LARGE:ns3', listing)
+        self.assertEqual(
+            [
+                '{"region_key":"iset-000000000000004d-region0"}',
+                '{"region_key":"iset-000000000000004d-region1"}',
+            ],
+            [d.cpid_info for d in result.devices],
+        )
+        self.assertEqual(
+            [
+                f'{HOST}_iset-000000000000004d-region0_SMALL',
+                f'{HOST}_iset-000000000000004d-region1_LARGE',
+            ],
+            [p.name for d in result.devices for p in d.deployables],
+        )
 
     def test_vendor_from_dimm_ids(self):
         self.assertEqual('0x8089', planner._vendor(['8089-a2-1837-0f']))

@@ -1,0 +1,285 @@
+#!/usr/bin/env python3
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""What the driver costs, measured against what it cannot avoid.
+
+Run with ``tox -e bench``. Prints one table; asserts nothing (timings
+depend on the machine): the README's Performance section quotes a run.
+
+(a) parse + plan of synthetic listings in the shape of the real
+    driver listing (tests/unit/fixtures/ndctl/driver-listing.json: DIMMs,
+    8 regions, devdax namespaces nested), 10 to 10 000 namespaces, all
+    configured; with the growth per 10x (linear: about 10).
+(b) peak memory (tracemalloc) of (a) at 10 000 namespaces.
+(c) Discovery(...).run end to end against a fake ndctl printing a canned
+    1 000-namespace listing, divided by the time of running that same
+    fake bare with subprocess: our overhead on top of the tool.
+(d) the CLI (cyborg-pmem-discover --ndctl-output FILE) on 10 000
+    namespaces, divided by a bare ``python -c`` that imports oslo.config
+    and loads the same JSON.
+
+Every time is the median of --runs runs.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+
+from cyborg_pmem import discovery
+from cyborg_pmem import inventory
+from cyborg_pmem import labels
+from cyborg_pmem import planner
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURE = os.path.join(
+    ROOT, 'tests', 'unit', 'fixtures', 'ndctl', 'driver-listing.json'
+)
+REGIONS = 8
+SIZES = (10, 100, 1000, 10000)
+
+
+def synthetic_listing(count):
+    """``(listing text, pmem_namespaces)`` for ``count`` devdax
+    namespaces spread over 8 regions, each region's under one label."""
+    with open(FIXTURE) as f:
+        real = json.load(f)
+    region_template = next(r for r in real['regions'] if r['namespaces'])
+    ns_template = next(
+        ns
+        for r in real['regions']
+        for ns in r['namespaces']
+        if ns.get('mode') == 'devdax'
+    )
+    dimms = []
+    regions = []
+    config = []
+    for r in range(REGIONS):
+        dimms.append({**real['dimms'][0], 'dev': f'nmem{r}'})
+        names = []
+        namespaces = []
+        for n in range(r, count, REGIONS):
+            ns = json.loads(json.dumps(ns_template))
+            name = f'ns{r}-{n}'
+            ns.update(
+                dev=f'namespace{r}.{n}',
+                name=name,
+                uuid=f'{n:08x}-0000-4000-8000-{r:012x}',
+            )
+            ns['daxregion']['devices'][0]['chardev'] = f'dax{r}.{n}'
+            namespaces.append(ns)
+            names.append(name)
+        region = json.loads(json.dumps(region_template))
+        region.update(
+            dev=f'region{r}',
+            iset_id=0x1234 + r,
+            numa_node=r % 2,
+            mappings=[{**region['mappings'][0], 'dimm': f'nmem{r}'}],
+            namespaces=namespaces,
+        )
+        regions.append(region)
+        if names:
+            config.append(f'L{r}:' + '|'.join(names))
+    listing = json.dumps({'dimms': dimms, 'regions': regions}, indent=2)
+    return listing, ','.join(config)
+
+
+def median_time(func, runs):
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def parse_and_plan(listing, config):
+    return planner.plan(inventory.parse_listing(listing), config, 'bench')
+
+
+def bench_core(runs):
+    rows = []
+    previous = None
+    for count in SIZES:
+        listing, config_text = synthetic_listing(count)
+        config = labels.parse_pmem_namespaces(config_text)
+        result = parse_and_plan(listing, config)
+        if sum(result.offered().values()) != count:
+            sys.exit(f'bench: listing of {count} not all offered')
+        seconds = median_time(
+            lambda listing=listing, config=config: parse_and_plan(
+                listing, config
+            ),
+            runs,
+        )
+        growth = '' if previous is None else f'{seconds / previous:.1f}x'
+        rows.append((count, len(listing), seconds, growth))
+        previous = seconds
+    tracemalloc.start()
+    parse_and_plan(listing, config)
+    _current, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return rows, peak, len(listing)
+
+
+def write_fake(directory, name, listing_path, kind):
+    path = os.path.join(directory, name)
+    with open(path, 'w') as f:
+        if kind == 'python':
+            f.write(
+                f'#!{sys.executable} -S\n'
+                'import sys\n'
+                f'with open({listing_path!r}, "rb") as listing:\n'
+                '    sys.stdout.buffer.write(listing.read())\n'
+            )
+        else:
+            f.write(f'#!/bin/sh\nexec cat {listing_path}\n')
+    os.chmod(path, 0o700)
+    return path
+
+
+def interleaved_medians(funcs, runs):
+    """Median time of each function, run in turns so that a change of
+    load on the machine hits them all alike."""
+    times = [[] for _ in funcs]
+    for _ in range(runs):
+        for func, spent in zip(funcs, times, strict=True):
+            started = time.perf_counter()
+            func()
+            spent.append(time.perf_counter() - started)
+    return [statistics.median(spent) for spent in times]
+
+
+def bench_discovery(directory, runs):
+    from cyborg_pmem import ndctl
+
+    listing, config = synthetic_listing(1000)
+    listing_path = os.path.join(directory, 'listing-1000.json')
+    with open(listing_path, 'w') as f:
+        f.write(listing)
+    rows = []
+    for kind in ('python', 'cat'):
+        fake = write_fake(directory, f'ndctl-{kind}', listing_path, kind)
+        argv = [fake, *ndctl.LIST_ARGS]
+        disc = discovery.Discovery(config, fake, 30)
+        disc.run('bench')
+        bare_s, runner_s, ours_s = interleaved_medians(
+            [
+                lambda argv=argv: subprocess.run(
+                    argv, capture_output=True, check=True
+                ),
+                lambda fake=fake: ndctl.run_list(fake, 30),
+                lambda disc=disc: disc.run('bench'),
+            ],
+            runs,
+        )
+        rows.append((kind, bare_s, runner_s, ours_s))
+    return rows
+
+
+def bench_cli(directory, runs):
+    listing, config = synthetic_listing(10000)
+    listing_path = os.path.join(directory, 'listing-10000.json')
+    with open(listing_path, 'w') as f:
+        f.write(listing)
+    conf_path = os.path.join(directory, 'cyborg.conf')
+    with open(conf_path, 'w') as f:
+        f.write(f'[pmem_devices]\npmem_namespaces = {config}\n')
+    cli = shutil.which('cyborg-pmem-discover') or 'cyborg-pmem-discover'
+    ours_argv = [
+        cli,
+        '--config-file',
+        conf_path,
+        '--ndctl-output',
+        listing_path,
+    ]
+    bare_argv = [
+        sys.executable,
+        '-c',
+        'import json, sys, oslo_config.cfg\n'
+        'with open(sys.argv[1]) as f:\n'
+        '    json.load(f)',
+        listing_path,
+    ]
+    subprocess.run(ours_argv, capture_output=True, check=True)
+
+    def run(argv):
+        return lambda: subprocess.run(argv, capture_output=True, check=True)
+
+    return interleaved_medians([run(bare_argv), run(ours_argv)], runs)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--runs', type=int, default=21)
+    args = parser.parse_args()
+    runs = args.runs
+
+    core, peak, big_bytes = bench_core(runs)
+    print(
+        f'cyborg-pmem benchmark (median of {runs} runs, Python '
+        f'{sys.version.split()[0]}, {os.cpu_count()} CPUs)'
+    )
+    print()
+    print('(a) parse + plan, 8 regions, every namespace configured')
+    print(
+        f'    {"namespaces":>10}  {"listing":>10}  {"time":>10}  '
+        f'{"per 10x":>8}'
+    )
+    for count, size, seconds, growth in core:
+        print(
+            f'    {count:>10}  {size / 1e6:>8.2f}MB  '
+            f'{seconds * 1e3:>8.2f}ms  {growth:>8}'
+        )
+    print('    target at 10000: < 100 ms; growth per 10x: ~10 (linear)')
+    print()
+    print(
+        f'(b) peak memory, parse + plan of 10000 namespaces '
+        f'({big_bytes / 1e6:.1f} MB of JSON): {peak / 1e6:.1f} MB'
+    )
+    print()
+    with tempfile.TemporaryDirectory() as directory:
+        disc_rows = bench_discovery(directory, runs)
+        cli_bare, cli_ours = bench_cli(directory, max(5, runs // 3))
+    print('(c) Discovery.run, 1000 namespaces, vs the same fake ndctl bare')
+    print(
+        f'    {"fake ndctl":>14}  {"bare":>8}  {"run_list":>8}  '
+        f'{"discovery":>9}  {"ratio":>6}  {"overhead":>8}'
+    )
+    for kind, bare_s, runner_s, ours_s in disc_rows:
+        label = 'python script' if kind == 'python' else 'sh exec cat'
+        print(
+            f'    {label:>14}  {bare_s * 1e3:>6.1f}ms  '
+            f'{runner_s * 1e3:>6.1f}ms  {ours_s * 1e3:>7.1f}ms  '
+            f'{ours_s / bare_s:>5.2f}x  {(ours_s - bare_s) * 1e3:>6.1f}ms'
+        )
+    print('    target: < 1.10x')
+    print()
+    print(
+        '(d) cyborg-pmem-discover --ndctl-output, 10000 namespaces, vs '
+        'python -c "import oslo_config; json.load(...)"'
+    )
+    print(
+        f'    bare {cli_bare * 1e3:.0f} ms, CLI {cli_ours * 1e3:.0f} ms, '
+        f'ratio {cli_ours / cli_bare:.2f}x (target: < 1.5x)'
+    )
+
+
+if __name__ == '__main__':
+    main()
