@@ -49,10 +49,11 @@ import uuid
 import fixtures
 from oslo_concurrency import processutils
 
-# Cyborg's alembic head before the PMEM patch series, and the series' own
-# migration on top of it.
+# Cyborg's alembic head before the PMEM patch series, and the head of the
+# series' migrations on top of it (26ed30a648d7 adds the PMEM types,
+# 64732b7598e8 the ARQ state UnbindFailed).
 STOCK_HEAD = 'b47c8f2d1e3a'
-PMEM_HEAD = '26ed30a648d7'
+SERIES_HEAD = '64732b7598e8'
 
 DB_URL_ENV = 'CYBORG_PMEM_DB_URL'
 MYSQL_SOCKET = '/run/mysqld/mysqld.sock'
@@ -291,7 +292,7 @@ def migrate(backend_, url, directory):
         # builds the models and stamps the head.
         dbsync(config_file, 'create_schema')
     versions = [alembic_version(url)]
-    # ...then the patched Cyborg's upgrade, which adds the PMEM migration.
+    # ...then the patched Cyborg's upgrade, which adds the series' migrations.
     dbsync(config_file, 'upgrade')
     versions.append(alembic_version(url))
     return versions
@@ -869,6 +870,13 @@ class CyborgHost(fixtures.Fixture):
 
         objects.ExtARQ.delete_by_instance(self.context, instance_uuid)
         self.placement._call('DELETE', f'/allocations/{instance_uuid}')
+
+    def delete_arqs(self, arq_uuids):
+        """What the owner or an admin does: delete ARQs by uuid (the API
+        unbinds them first)."""
+        from cyborg import objects
+
+        objects.ExtARQ.delete_by_uuid(self.context, arq_uuids)
 
 
 class _OtherAgent:

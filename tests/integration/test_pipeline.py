@@ -25,7 +25,6 @@ import uuid
 
 import fixtures
 from oslo_concurrency import processutils
-import oslo_messaging as messaging
 from oslotest import base
 
 from cyborg_pmem import exception
@@ -329,6 +328,8 @@ class BindTest(PipelineTestCase):
         self.assertEqual(0, self.provider(small['name'])['usages'][SMALL])
 
     def test_in_use_handle_is_never_deleted(self):
+        from cyborg.common import exception as cyborg_exception
+
         instance = str(uuid.uuid4())
         arq_uuid, _ = self.host.bind(self.profile, instance)
         (bound,) = [h for h in self.host.attach_handles() if h['in_use']]
@@ -349,54 +350,52 @@ class BindTest(PipelineTestCase):
         small = self.deployable('SMALL')
         self.assertEqual(1, small['num_accelerators'])
 
-        # The instance goes while its namespace is still gone.
+        # The instance goes while its namespace is still gone. The driver
+        # cannot wipe a namespace that is not there: the unbind fails, and
+        # the handle stays in use rather than go back unwiped.
         with (
             pipeline.ndctl_output(without(LISTING, name)),
             pipeline.scrub_boundary() as zero,
         ):
-            if zero is None:
-                self.host.unbind(instance)
-            else:
-                # A driver that wipes on release cannot wipe a namespace
-                # that is not there: the unbind fails, and the handle
-                # stays in use rather than go back unwiped.
-                # RemoteError carries the driver's refusal; KeyError is
-                # the Cyborg bug below.
-                err = self.assertRaises(
-                    (messaging.RemoteError, KeyError),
-                    self.host.unbind,
-                    instance,
-                )
-                zero.assert_not_called()
-        if zero is not None:
-            self.assertIn(
-                bound['uuid'],
-                [h['uuid'] for h in self.host.attach_handles() if h['in_use']],
+            self.assertIsNotNone(zero, 'the driver does not wipe on unbind')
+            # The caller gets the driver's refusal, naming the namespace
+            # (the fake RPC transport hands the exception over as is; a
+            # real one wraps it in a RemoteError with the same message).
+            err = self.assertRaises(
+                exception.ScrubRefused, self.host.unbind, instance
             )
-            # Cyborg 17's ARQ_STATES_TRANSFORM_MATRIX has no UnbindFailed
-            # entry: the failure path's update_check_state(UnbindFailed)
-            # raises KeyError, which hides the driver's error and leaves
-            # the ARQ Bound. Adding the entry is not enough: the ARQ state
-            # column's enum lacks UnbindFailed too (MariaDB refuses it,
-            # sqlite does not). Unexpected success here means both are
-            # fixed.
-            state = self.host.arq(arq_uuid).arq.state
+        zero.assert_not_called()
+        self.assertIn(f'namespace {name!r}', str(err))
+        arq = self.host.arq(arq_uuid).arq
+        self.assertEqual('UnbindFailed', arq.state)
+        # Detached from the instance (so the operator can delete it), but
+        # still holding the handle on this host, where a retry wipes.
+        self.assertIsNone(arq.instance_uuid)
+        self.assertEqual(HOSTNAME, arq.hostname)
+        in_use = [h for h in self.host.attach_handles() if h['in_use']]
+        self.assertEqual([bound['uuid']], [h['uuid'] for h in in_use])
 
-            def reported_as_unbind_failed():
-                self.assertIsInstance(err, messaging.RemoteError)
-                self.assertEqual('UnbindFailed', state)
-
-            self.expectFailure(
-                'Cyborg cannot move an ARQ to UnbindFailed',
-                reported_as_unbind_failed,
-            )
-            return
-        # Once released, the next discovery removes it.
+        # Reports while the namespace stays gone keep the handle.
         self.discover(without(LISTING, name))
-        self.assertNotIn(
-            bound['uuid'], [h['uuid'] for h in self.host.attach_handles()]
+        self.assertIn(bound, self.host.attach_handles())
+
+        # The operator puts the namespace back and deletes the request
+        # again: the namespace is wiped, and only then is the handle free.
+        self.discover()
+        with (
+            pipeline.ndctl_output(LISTING),
+            pipeline.scrub_boundary() as zero,
+        ):
+            self.host.delete_arqs([arq_uuid])
+        zero.assert_called_once_with(
+            json.loads(bound['attach_info'])['devpath'], mock.ANY
         )
-        self.assertEqual(1, len(self.handles_of('SMALL')))
+        self.assertEqual(
+            [], [h for h in self.host.attach_handles() if h['in_use']]
+        )
+        self.assertRaises(
+            cyborg_exception.ResourceNotFound, self.host.arq, arq_uuid
+        )
 
 
 class TwoHostsTest(PipelineTestCase):
@@ -478,15 +477,15 @@ class LongestAttachInfoTest(PipelineTestCase):
 
 
 class MigrationTest(base.BaseTestCase):
-    def test_cyborg_dbsync_upgrade_adds_the_pmem_types(self):
+    def test_cyborg_dbsync_upgrade_applies_the_series(self):
         # The database every test of this process uses was migrated by
         # cyborg-dbsync when it was created; its versions were read then.
         backend = _Backend.get()
         db = self.useFixture(pipeline.CyborgDatabase(backend))
         if backend.is_mysql:
-            # The stock 17.0.0 schema first, then the PMEM migration.
+            # The stock 17.0.0 schema first, then the series' migrations.
             self.assertEqual(
-                [pipeline.STOCK_HEAD, pipeline.PMEM_HEAD], db.versions
+                [pipeline.STOCK_HEAD, pipeline.SERIES_HEAD], db.versions
             )
             for table, column in (
                 ('devices', 'type'),
@@ -494,10 +493,14 @@ class MigrationTest(base.BaseTestCase):
                 ('controlpath_ids', 'cpid_type'),
             ):
                 self.assertIn('PMEM', db.column_type(table, column).enums)
+            self.assertIn(
+                'UnbindFailed',
+                db.column_type('extended_accelerator_requests', 'state').enums,
+            )
         else:
             # create_schema builds the patched models at the new head.
             self.assertEqual(
-                [pipeline.PMEM_HEAD, pipeline.PMEM_HEAD], db.versions
+                [pipeline.SERIES_HEAD, pipeline.SERIES_HEAD], db.versions
             )
 
 
