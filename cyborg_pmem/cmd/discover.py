@@ -23,9 +23,7 @@ health; unavailable health is one stderr line and never changes the exit
 status.
 """
 
-import contextlib
 import json
-import logging
 import socket
 import sys
 
@@ -34,6 +32,7 @@ from oslo_config import cfg
 from cyborg_pmem import conf
 from cyborg_pmem import discovery
 from cyborg_pmem import exception
+from cyborg_pmem.cmd import common
 
 EXIT_REFUSED = 1
 EXIT_ERROR = 2
@@ -245,7 +244,7 @@ def _health(config, stderr):
     # --ndctl-output never needs.
     from cyborg_pmem import health
 
-    with _driver_log(stderr, config.debug):
+    with common.driver_log(stderr, config.debug):
         if config.health_output is not None:
             try:
                 listing = _read_listing(config.health_output)
@@ -274,27 +273,8 @@ def _read_listing(path):
         ) from None
 
 
-@contextlib.contextmanager
-def _driver_log(stream, debug):
-    """Send the driver's log to ``stream``: everything with --debug, else
-    only errors, since refusals get a line of their own."""
-    logger = logging.getLogger('cyborg_pmem')
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter('%(levelname)s %(message)s'))
-    saved = logger.level, logger.propagate
-    logger.setLevel(logging.DEBUG if debug else logging.ERROR)
-    logger.propagate = False
-    logger.addHandler(handler)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(saved[0])
-        logger.propagate = saved[1]
-
-
 def _discover(config, stderr):
-    with _driver_log(stderr, config.debug):
+    with common.driver_log(stderr, config.debug):
         listing = _read_listing(config.ndctl_output)
         return discovery.Discovery.from_conf(config.pmem_devices).run(
             config.host, listing=listing

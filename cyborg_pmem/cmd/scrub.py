@@ -23,8 +23,6 @@ Exit status: 0 zeroed (or, with --dry-run, would be zeroed), 1 refused
 device-DAX one), 2 the configuration, ndctl or the zeroing failed.
 """
 
-import contextlib
-import logging
 import os
 import shlex
 import socket
@@ -38,6 +36,7 @@ from cyborg_pmem import conf
 from cyborg_pmem import exception
 from cyborg_pmem import privsep
 from cyborg_pmem import scrub
+from cyborg_pmem.cmd import common
 
 PROG = 'cyborg-pmem-scrub'
 EXIT_REFUSED = 1
@@ -66,23 +65,6 @@ CLI_OPTS = [
 ]
 
 
-@contextlib.contextmanager
-def _driver_log(stream, debug):
-    logger = logging.getLogger('cyborg_pmem')
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter('%(levelname)s %(message)s'))
-    saved = logger.level, logger.propagate
-    logger.setLevel(logging.DEBUG if debug else logging.ERROR)
-    logger.propagate = False
-    logger.addHandler(handler)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(saved[0])
-        logger.propagate = saved[1]
-
-
 def _start_helper():
     """Root forks the privileged helper itself: no sudo needed. Anyone
     else gets privsep's default, ``sudo privsep-helper``, on first use."""
@@ -102,7 +84,7 @@ def run(argv, stdout, stderr, config=None):
     config.register_cli_opts(CLI_OPTS)
     try:
         config(argv, project='cyborg', prog=PROG)
-        with _driver_log(stderr, config.debug):
+        with common.driver_log(stderr, config.debug):
             scrubber = scrub.Scrubber.from_conf(config.pmem_devices)
             # The host name only goes into deployable names, which
             # scrubbing does not use: no need for Cyborg's [DEFAULT] host.
