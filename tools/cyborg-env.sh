@@ -105,8 +105,15 @@ python=$(command -v "$python")
 "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
     || die "$python is older than 3.10, which Cyborg $CYBORG_VERSION needs"
 "$python" -m pip --version >/dev/null 2>&1 || die "$python has no pip"
-command -v patch >/dev/null 2>&1 \
-    || die "'patch' is not installed (apt-get install patch)"
+# patch(1) where installed; else git apply, which works outside a
+# repository too (a fresh machine may have git but not patch).
+if command -v patch >/dev/null 2>&1; then
+    apply=(patch -p1 --forward --batch --no-backup-if-mismatch)
+elif command -v git >/dev/null 2>&1; then
+    apply=(git apply -p1)
+else
+    die "neither 'patch' nor 'git' is installed (apt-get install patch)"
+fi
 command -v sha256sum >/dev/null 2>&1 \
     || die "'sha256sum' is not installed"
 
@@ -198,8 +205,7 @@ tree="$work/src/openstack_cyborg-$CYBORG_VERSION"
     || die "$SDIST_NAME did not unpack into ${tree##*/}/"
 
 for p in "${patches[@]}"; do
-    if ! out=$(cd "$tree" && patch -p1 --forward --batch \
-            --no-backup-if-mismatch < "$p" 2>&1); then
+    if ! out=$(cd "$tree" && "${apply[@]}" < "$p" 2>&1); then
         echo "$out" >&2
         die "patch $(basename "$p") does not apply" \
             "to openstack-cyborg $CYBORG_VERSION"
