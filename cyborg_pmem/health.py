@@ -20,7 +20,7 @@ nothing here raises: :func:`collect` returns what it could and says in one
 line why the rest is missing, and discovery never depends on it.
 """
 
-from oslo_log import log as logging
+import logging
 
 from cyborg_pmem import exception
 from cyborg_pmem import inventory as inventory_mod

@@ -26,10 +26,9 @@ whoever uses it now.
 
 import dataclasses
 import json
+import logging
 import math
 import time
-
-from oslo_log import log as logging
 
 from cyborg_pmem import discovery as discovery_mod
 from cyborg_pmem import exception
