@@ -260,8 +260,11 @@ def plan(inventory, labels, hostname):
             by_name.setdefault(ns.name, []).append(ns)
 
     refusals = []
-    handles = {}  # (region dev, label) -> [AttachHandlePlan]
+    # {label: {region dev: [AttachHandlePlan]}}: nested rather than keyed
+    # by (region, label), which built a tuple and a list per namespace.
+    handles = {}
     for label, names in labels.items():
+        handles_of_label = handles[label] = {}
         for name in names:
             matches = by_name.get(name, [])
             if not matches:
@@ -278,9 +281,10 @@ def plan(inventory, labels, hostname):
             if reason is not None:
                 refusals.append(Refusal(name, label, reason))
                 continue
-            handles.setdefault((matches[0].region, label), []).append(
-                AttachHandlePlan(namespace=name, attach_info=info)
-            )
+            region_handles = handles_of_label.get(matches[0].region)
+            if region_handles is None:
+                region_handles = handles_of_label[matches[0].region] = []
+            region_handles.append(AttachHandlePlan(name, info))
 
     keys = _unique_region_keys(inventory)
     devices = []
@@ -288,7 +292,7 @@ def plan(inventory, labels, hostname):
         deployables = []
         key = keys[region.dev]
         for label in labels:
-            found = handles.get((region.dev, label))
+            found = handles[label].get(region.dev)
             if not found:
                 continue
             rc = labels_mod.resource_class(label)
