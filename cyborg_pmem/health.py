@@ -76,7 +76,7 @@ def stats_from_listing(listing):
         for dimm in region.dimms:
             region_of.setdefault(dimm, region.dev)
     dimms = {}
-    for dimm in sorted(inventory.dimms, key=lambda d: _natural(d.dev)):
+    for dimm in sorted(inventory.dimms, key=inventory_mod.device_order):
         entry = {'id': dimm.id, 'region': region_of.get(dimm.dev)}
         for field in FIELDS:
             value = _value((dimm.health or {}).get(field))
@@ -85,7 +85,7 @@ def stats_from_listing(listing):
         entry['has_health'] = dimm.health is not None
         dimms[dimm.dev] = entry
     regions = {}
-    for region in sorted(inventory.regions, key=lambda r: _natural(r.dev)):
+    for region in sorted(inventory.regions, key=inventory_mod.device_order):
         states = [
             dimms.get(dev, {}).get('health_state', 'unknown')
             for dev in region.dimms
@@ -141,9 +141,3 @@ def collect(ndctl_path, timeout, listing=None):
     if stats['message']:
         LOG.warning('PMEM health not available: %s', stats['message'])
     return stats
-
-
-def _natural(dev):
-    head = dev.rstrip('0123456789')
-    tail = dev[len(head) :]
-    return (head, int(tail) if tail else -1)

@@ -99,6 +99,13 @@ class Inventory:
         return next((r for r in self.regions if r.dev == dev), None)
 
 
+def device_order(record):
+    """Sort key of a Dimm or Region: region2 before region10."""
+    head = record.dev.rstrip('0123456789')
+    tail = record.dev[len(head) :]
+    return (head, int(tail) if tail else -1)
+
+
 def _render(where):
     """The path to an item as the error names it: ``where`` is a string,
     or a ``(parent, key, index)`` tuple built cheaply while walking and

@@ -30,6 +30,7 @@ import typing
 import os_traits
 
 from cyborg_pmem import exception
+from cyborg_pmem import inventory as inventory_mod
 from cyborg_pmem import labels as labels_mod
 
 ATTACH_TYPE = 'PMEM'
@@ -288,7 +289,7 @@ def plan(inventory, labels, hostname):
 
     keys = _unique_region_keys(inventory)
     devices = []
-    for region in sorted(inventory.regions, key=_natural_key):
+    for region in sorted(inventory.regions, key=inventory_mod.device_order):
         deployables = []
         key = keys[region.dev]
         for label in labels:
@@ -355,10 +356,3 @@ def _device(region, key, inventory, deployables):
         cpid_info=_dumps({'region_key': key}),
         deployables=tuple(deployables),
     )
-
-
-def _natural_key(region):
-    """region2 before region10."""
-    return [
-        int(p) if p.isdigit() else p for p in re.split(r'(\d+)', region.dev)
-    ]

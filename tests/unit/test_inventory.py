@@ -471,3 +471,15 @@ class MalformedTest(base.TestCase):
         self.assertRefused(
             '[' * 100000 + ']' * 100000, 'top level', 'nested too deeply'
         )
+
+
+class DeviceOrderTest(base.TestCase):
+    def test_numbers_sort_as_numbers(self):
+        regions = [
+            inventory.Region(dev)
+            for dev in ('region10', 'region2', 'region0', 'region1')
+        ]
+        self.assertEqual(
+            ['region0', 'region1', 'region2', 'region10'],
+            [r.dev for r in sorted(regions, key=inventory.device_order)],
+        )
