@@ -96,7 +96,10 @@ def synthetic_listing(count):
         regions.append(region)
         if names:
             config.append(f'L{r}:' + '|'.join(names))
-    listing = json.dumps({'dimms': dimms, 'regions': regions}, indent=2)
+    # Laid out as ndctl prints it: two-space indent, no space after ':'.
+    listing = json.dumps(
+        {'dimms': dimms, 'regions': regions}, indent=2, separators=(',', ':')
+    )
     return listing, ','.join(config)
 
 
@@ -201,7 +204,11 @@ def bench_cli(directory, runs):
     conf_path = os.path.join(directory, 'cyborg.conf')
     with open(conf_path, 'w') as f:
         f.write(f'[pmem_devices]\npmem_namespaces = {config}\n')
-    cli = shutil.which('cyborg-pmem-discover') or 'cyborg-pmem-discover'
+    # The script installed beside this interpreter: tox runs us without
+    # activating the venv, so PATH may not hold it.
+    cli = os.path.join(os.path.dirname(sys.executable), 'cyborg-pmem-discover')
+    if not os.path.exists(cli):
+        cli = shutil.which('cyborg-pmem-discover') or 'cyborg-pmem-discover'
     ours_argv = [
         cli,
         '--config-file',
