@@ -153,11 +153,8 @@ def _vendor(dimm_ids):
     return ','.join('0x' + v for v in vendors) or 'unknown'
 
 
-def _refusal_reason(matches):
-    if len(matches) > 1:
-        devs = ', '.join(sorted(ns.dev for ns in matches))
-        return f'name is ambiguous: {devs} all carry it'
-    (ns,) = matches
+def _refusal_reason(ns):
+    """Why one namespace cannot be offered, or None."""
     if not ns.enabled:
         return f'{ns.dev} is disabled (ndctl enable-namespace {ns.dev})'
     if ns.mode != 'devdax':
@@ -174,25 +171,8 @@ def _refusal_reason(matches):
     return None
 
 
-def _json_scalar(value):
-    """``json.dumps(value)`` of a str, int or None, without building an
-    encoder: the planner writes one attach_info per namespace."""
-    # The exact types the inventory holds are tested first, for speed.
-    if value.__class__ is str:
-        return _encode_string(value)
-    if value.__class__ is int:
-        return int.__repr__(value)
-    if value is None:
-        return 'null'
-    if isinstance(value, bool):
-        return 'true' if value else 'false'
-    if isinstance(value, str):
-        return _encode_string(value)
-    return int.__repr__(value)
-
-
-# What json.dumps uses for a str with ensure_ascii (the C version).
-_encode_string = json.encoder.encode_basestring_ascii
+# json.dumps of a str (the C function it uses, with ensure_ascii).
+_json_string = json.encoder.encode_basestring_ascii
 
 
 def attach_info(namespace, label):
@@ -207,34 +187,21 @@ def attach_info(namespace, label):
 
     Byte for byte ``_dumps`` of those fields (tests/unit/test_planner.py
     and the property tests check it), written directly because building a
-    JSON encoder per namespace was a third of the planner's time.
+    JSON encoder per namespace was a third of the planner's time. The
+    inventory guarantees the types: str or None, int or None.
     """
-    align, name, numa_node, size, uuid = (
-        namespace.align,
-        namespace.name,
-        namespace.numa_node,
-        namespace.size,
-        namespace.uuid,
-    )
+    ns = namespace
     # Keys in sorted order; dev, devpath and label are always there.
-    return ''.join(
-        (
-            '{',
-            '' if align is None else f'"align":{_json_scalar(align)},',
-            '"dev":',
-            _encode_string(namespace.dev),
-            ',"devpath":',
-            _encode_string('/dev/' + namespace.chardev),
-            ',"label":',
-            _encode_string(label),
-            '' if name is None else ',"name":' + _json_scalar(name),
-            ''
-            if numa_node is None
-            else ',"numa_node":' + _json_scalar(numa_node),
-            '' if size is None else ',"size":' + _json_scalar(size),
-            '' if uuid is None else ',"uuid":' + _json_scalar(uuid),
-            '}',
-        )
+    align = '' if ns.align is None else f'"align":{ns.align:d},'
+    name = '' if ns.name is None else ',"name":' + _json_string(ns.name)
+    node = ns.numa_node
+    numa_node = '' if node is None else f',"numa_node":{node:d}'
+    size = '' if ns.size is None else f',"size":{ns.size:d}'
+    uuid = '' if ns.uuid is None else ',"uuid":' + _json_string(ns.uuid)
+    return (
+        f'{{{align}"dev":{_json_string(ns.dev)},'
+        f'"devpath":{_json_string("/dev/" + ns.chardev)},'
+        f'"label":{_json_string(label)}{name}{numa_node}{size}{uuid}}}'
     )
 
 
@@ -255,10 +222,15 @@ def plan(inventory, labels, hostname):
     if configured and not any(r.enabled for r in inventory.regions):
         raise exception.NvdimmStackDown(count=configured)
 
+    # {name: namespace}, and the namespaces of a name that more than one
+    # carries: one dict entry per namespace, not a list each.
     by_name = {}
+    shared_names = {}
     for ns in inventory.namespaces:
         if ns.name is not None:
-            by_name.setdefault(ns.name, []).append(ns)
+            first = by_name.setdefault(ns.name, ns)
+            if first is not ns:
+                shared_names.setdefault(ns.name, [first]).append(ns)
 
     refusals = []
     # {label: {region dev: [AttachHandlePlan]}}: nested rather than keyed
@@ -267,13 +239,17 @@ def plan(inventory, labels, hostname):
     for label, names in labels.items():
         handles_of_label = handles[label] = {}
         for name in names:
-            matches = by_name.get(name, [])
-            if not matches:
+            ns = by_name.get(name)
+            if ns is None:
                 refusals.append(Refusal(name, label, 'not found on this host'))
                 continue
-            reason = _refusal_reason(matches)
+            if name in shared_names:
+                devs = ', '.join(sorted(n.dev for n in shared_names[name]))
+                reason = f'name is ambiguous: {devs} all carry it'
+            else:
+                reason = _refusal_reason(ns)
             if reason is None:
-                info = attach_info(matches[0], label)
+                info = attach_info(ns, label)
                 if len(info) > MAX_ATTACH_INFO_LENGTH:
                     reason = (
                         f'its attach_info would be {len(info)} characters, '
@@ -282,9 +258,9 @@ def plan(inventory, labels, hostname):
             if reason is not None:
                 refusals.append(Refusal(name, label, reason))
                 continue
-            region_handles = handles_of_label.get(matches[0].region)
+            region_handles = handles_of_label.get(ns.region)
             if region_handles is None:
-                region_handles = handles_of_label[matches[0].region] = []
+                region_handles = handles_of_label[ns.region] = []
             region_handles.append(AttachHandlePlan(name, info))
 
     keys = _unique_region_keys(inventory)

@@ -117,12 +117,13 @@ class DefaultScenarioTest(base.TestCase):
     def test_attach_info_is_sorted_compact_json(self):
         # attach_info is written by hand for speed: it must stay exactly
         # what json.dumps(sort_keys=True) writes, or every handle would
-        # be deleted and re-created on upgrade.
+        # be deleted and re-created on upgrade. The fields hold what the
+        # inventory guarantees: str or None, int (never bool) or None.
         for fields in (
             {},
             {'name': 'n\u00e9"\\\x01\U0001f600', 'uuid': 'u'},
             {'size': 2**70, 'align': -1, 'numa_node': 0, 'name': ''},
-            {'size': True, 'align': False},
+            {'size': 0, 'align': 0, 'numa_node': 7, 'uuid': ''},
         ):
             with self.subTest(fields=fields):
                 ns = inventory.Namespace(
