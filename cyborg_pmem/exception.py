@@ -71,6 +71,15 @@ class NvdimmStackDown(PmemError):
     )
 
 
+class HostNameTooLong(PmemError):
+    msg_fmt = (
+        '[DEFAULT] host is %(host_length)d characters: the PMEM provider '
+        'name "<host>%(suffix)s" would be %(length)d, over Placement\'s '
+        '%(limit)d; set a host of at most %(host_limit)d characters. Not '
+        'reporting, so the last inventory stays'
+    )
+
+
 class CyborgLacksPmem(PmemError):
     msg_fmt = (
         'the installed Cyborg does not know the PMEM type (%(missing)s); '

@@ -38,6 +38,9 @@ CPID_TYPE = 'PMEM'
 DEVICE_TYPE = 'PMEM'
 # Cyborg's attach_handles.attach_info column is a String(255).
 MAX_ATTACH_INFO_LENGTH = 255
+# A deployable's name is its Placement resource provider's name, which
+# Placement limits to 200 characters (Cyborg's own column allows 255).
+MAX_PROVIDER_NAME_LENGTH = 200
 PREFIX = labels_mod.RESOURCE_CLASS_PREFIX
 _VENDOR_IN_DIMM_ID = re.compile(r'^([0-9a-fA-F]{4})-')
 
@@ -215,6 +218,8 @@ def plan(inventory, labels, hostname):
         provider names) must be unique in the whole cloud.
     :raises NvdimmStackDown: namespaces are configured but ndctl shows no
         enabled region; reporting nothing would delete every device.
+    :raises HostNameTooLong: a deployable's name, which starts with the
+        host name, would be longer than Placement allows.
     """
     configured = sum(len(names) for names in labels.values())
     # A disabled region shows (with --idle) but hides its namespaces: if
@@ -284,7 +289,31 @@ def plan(inventory, labels, hostname):
             )
         if deployables:
             devices.append(_device(region, key, inventory, deployables))
+    _check_provider_names(devices, hostname)
     return Plan(devices=tuple(devices), refusals=tuple(refusals))
+
+
+def _check_provider_names(devices, hostname):
+    """Refuse a host name that makes a provider name too long.
+
+    The host is configuration: refuse to report at all, as for any
+    configuration error, rather than have Placement reject a provider
+    half-way through the conductor's update.
+    """
+    longest = max(
+        (dep.name for device in devices for dep in device.deployables),
+        key=len,
+        default='',
+    )
+    if len(longest) > MAX_PROVIDER_NAME_LENGTH:
+        suffix = longest[len(hostname) :]
+        raise exception.HostNameTooLong(
+            host_length=len(hostname),
+            suffix=suffix,
+            length=len(longest),
+            limit=MAX_PROVIDER_NAME_LENGTH,
+            host_limit=MAX_PROVIDER_NAME_LENGTH - len(suffix),
+        )
 
 
 def _unique_region_keys(inventory):

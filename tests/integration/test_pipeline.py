@@ -29,6 +29,7 @@ from oslotest import base
 
 from cyborg_pmem import exception
 from cyborg_pmem import labels
+from cyborg_pmem import planner
 from tests.integration import pipeline
 
 HOSTNAME = 'compute-0'
@@ -416,6 +417,56 @@ class TwoHostsTest(PipelineTestCase):
             [rp['name'] for rp in tree_1],
         )
         self.assertEqual(3, len(self.host.placement_tree()))
+
+
+def _host_name(length):
+    """A valid host name of ``length`` characters: Cyborg's [DEFAULT] host
+    is a host address, so no label may exceed 63 characters."""
+    name = ('h' * 62 + '.') * (length // 63 + 1)
+    return name[: length - 1] + 'h'
+
+
+class LongHostNameTest(PipelineTestCase):
+    def test_longest_host_name_fits_placement_and_one_more_is_refused(self):
+        self.discover()
+        # The longest deployable name's part after the host name.
+        suffix = max(
+            (d['name'][len(HOSTNAME) :] for d in self.host.deployables()),
+            key=len,
+        )
+        longest = _host_name(planner.MAX_PROVIDER_NAME_LENGTH - len(suffix))
+        # Placement itself refuses a longer provider name: the limit is
+        # real, not ours.
+        self.assertRaisesRegex(
+            pipeline.PipelineError,
+            'HTTP 400',
+            self.placement.create_compute_node,
+            'p' * (planner.MAX_PROVIDER_NAME_LENGTH + 1),
+        )
+
+        host = self.host.add_agent(longest)
+        with pipeline.ndctl_output(LISTING):
+            host.discover()
+        tree = self.placement.tree(self.host.compute_nodes[longest])
+        self.assertEqual(
+            longest + suffix, max((rp['name'] for rp in tree), key=len)
+        )
+        self.assertEqual(
+            planner.MAX_PROVIDER_NAME_LENGTH, len(longest + suffix)
+        )
+
+        # One character more: the driver refuses before Cyborg or
+        # Placement sees anything from that host.
+        rows = self.host.snapshot()
+        writes = len(self.placement.cyborg_writes())
+        host = self.host.add_agent(_host_name(len(longest) + 1))
+        with pipeline.ndctl_output(LISTING):
+            err = self.assertRaises(exception.HostNameTooLong, host.discover)
+        self.assertIn(
+            f'set a host of at most {len(longest)} characters', str(err)
+        )
+        self.assertEqual(rows, self.host.snapshot())
+        self.assertEqual([], self.placement.cyborg_writes()[writes:])
 
 
 class LongestAttachInfoTest(PipelineTestCase):

@@ -204,6 +204,9 @@ class DiscoverCommandTest(base.TestCase):
         bad_json = os.path.join(self.tmp, 'bad.json')
         with open(bad_json, 'w') as f:
             f.write('{"regions": [')
+        long_host = os.path.join(self.tmp, 'long-host.conf')
+        with open(long_host, 'w') as f:
+            f.write('[DEFAULT]\nhost = ' + 'h' * 200 + '\n')
         cases = [
             (
                 (
@@ -253,6 +256,17 @@ class DiscoverCommandTest(base.TestCase):
                     os.path.join(base.FIXTURES, 'ndctl', 'no-match.json'),
                 ),
                 'shows no enabled PMEM region',
+            ),
+            (
+                (
+                    '--config-file',
+                    self._conf('L:ns0'),
+                    '--config-file',
+                    long_host,
+                    '--ndctl-output',
+                    LISTING,
+                ),
+                '[DEFAULT] host is 200 characters',
             ),
         ]
         for argv, expected in cases:

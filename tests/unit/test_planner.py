@@ -204,6 +204,41 @@ class DefaultScenarioTest(base.TestCase):
 
 
 class FailureRulesTest(base.TestCase):
+    def test_host_name_too_long_for_placement_raises(self):
+        config = 'SMALL:ns0|ns1,LARGE:ns3'
+        # The longest deployable name with a one-character host.
+        suffix = max(
+            (
+                dep.name[1:]
+                for device in _plan(config, host='h').devices
+                for dep in device.deployables
+            ),
+            key=len,
+        )
+        self.assertRegex(suffix, r'^_iset-[0-9a-f]{16}_(SMALL|LARGE)$')
+        longest_host = 'h' * (planner.MAX_PROVIDER_NAME_LENGTH - len(suffix))
+
+        names = [
+            dep.name
+            for device in _plan(config, host=longest_host).devices
+            for dep in device.deployables
+        ]
+        self.assertEqual(200, max(map(len, names)))
+
+        err = self.assertRaises(
+            exception.HostNameTooLong,
+            _plan,
+            config,
+            host=longest_host + 'h',
+        )
+        self.assertEqual(
+            f'[DEFAULT] host is {len(longest_host) + 1} characters: the '
+            f'PMEM provider name "<host>{suffix}" would be 201, over '
+            f"Placement's 200; set a host of at most {len(longest_host)} "
+            'characters. Not reporting, so the last inventory stays',
+            str(err),
+        )
+
     def test_no_region_while_configured_raises(self):
         for listing in (
             '',
