@@ -380,6 +380,21 @@ class MalformedTest(base.TestCase):
             (('namespaces', 0, 'name'), 7, 'expected a string'),
             (('namespaces', 0, 'daxregion'), [], 'expected an object'),
             (('namespaces', 0, 'daxregion', 'devices'), {}, 'expected a list'),
+            (
+                ('namespaces', 0, 'daxregion', 'devices', 0),
+                'dax0.0',
+                'expected an object',
+            ),
+            (
+                ('namespaces', 0, 'daxregion', 'devices', 0, 'chardev'),
+                5,
+                'expected a string',
+            ),
+            (
+                ('namespaces', 0, 'daxregion', 'devices', 0, 'mode'),
+                ['devdax'],
+                'expected a string',
+            ),
             (('namespaces',), 'x', 'expected a list'),
             (('mappings', 0), 'nmem0', 'expected an object'),
             (('mappings', 0, 'dimm'), None, '"dimm" is missing'),
@@ -401,6 +416,26 @@ class MalformedTest(base.TestCase):
                     for p in path[:-1]
                 )
                 self.assertRefused(json.dumps(doc), where, reason)
+
+    def test_error_names_the_whole_path(self):
+        listing = base.fixture_json('driver-listing.json')
+        index, region = next(
+            (i, r)
+            for i, r in enumerate(listing['regions'])
+            if r['namespaces'][0].get('daxregion')
+        )
+        region['namespaces'][0]['daxregion']['devices'][0]['mode'] = 1
+        err = self.assertRaises(
+            exception.NdctlOutputError,
+            inventory.parse_listing,
+            json.dumps(listing),
+        )
+        self.assertEqual(
+            'unexpected ndctl list output at top level.regions'
+            f'[{index}].namespaces[0].daxregion.devices[0].mode: expected '
+            'a string, got 1',
+            str(err),
+        )
 
     def test_namespace_dev_not_kernel_name(self):
         self.assertRefused(
