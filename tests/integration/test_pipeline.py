@@ -398,6 +398,48 @@ class BindTest(PipelineTestCase):
             cyborg_exception.ResourceNotFound, self.host.arq, arq_uuid
         )
 
+    def test_last_namespace_of_a_region_in_use_is_kept(self):
+        from cyborg.common import exception as cyborg_exception
+
+        # ns3 is the only LARGE namespace, and the only one offered in
+        # its region: without it the whole device leaves the report.
+        profile = self.host.create_device_profile(
+            'pmem-large',
+            {f'resources:{LARGE}': '1', f'trait:{LARGE}': 'required'},
+        )
+        instance = str(uuid.uuid4())
+        arq_uuid, _ = self.host.bind(profile, instance)
+        (bound,) = [h for h in self.host.attach_handles() if h['in_use']]
+        self.assertEqual('ns3', json.loads(bound['attach_info'])['name'])
+        rows = self.host.snapshot()
+        tree = self.host.placement_tree()
+
+        # The operator removes it. Placement will not delete a provider
+        # that holds the instance's allocation, so Cyborg's whole report
+        # for the host fails and nothing at all is deleted.
+        self.assertRaises(
+            cyborg_exception.ResourceProviderInUse,
+            self.discover,
+            without(LISTING, 'ns3'),
+        )
+        self.assertEqual(rows, self.host.snapshot())
+        self.assertEqual(tree, self.host.placement_tree())
+        self.assertEqual('Bound', self.host.arq(arq_uuid).arq.state)
+
+        # Put back, everything carries on: the report goes through and
+        # the release wipes the namespace.
+        self.discover()
+        with (
+            pipeline.ndctl_output(LISTING),
+            pipeline.scrub_boundary() as zero,
+        ):
+            self.host.unbind(instance)
+        if zero is not None:
+            zero.assert_called_once_with('/dev/dax1.0', mock.ANY)
+        self.assertEqual(
+            [], [h for h in self.host.attach_handles() if h['in_use']]
+        )
+
 
 class TwoHostsTest(PipelineTestCase):
     def test_same_hardware_on_two_hosts_gives_distinct_providers(self):
