@@ -103,40 +103,39 @@ def synthetic_listing(count):
     return listing, ','.join(config)
 
 
-def median_time(func, runs):
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def parse_and_plan(listing, config):
     return planner.plan(inventory.parse_listing(listing), config, 'bench')
 
 
 def bench_core(runs):
-    rows = []
-    previous = None
+    cases = []
     for count in SIZES:
         listing, config_text = synthetic_listing(count)
         config = labels.parse_pmem_namespaces(config_text)
         result = parse_and_plan(listing, config)
         if sum(result.offered().values()) != count:
             sys.exit(f'bench: listing of {count} not all offered')
-        json_s, seconds = interleaved_medians(
-            [
-                lambda listing=listing: json.loads(listing),
-                lambda listing=listing, config=config: parse_and_plan(
-                    listing, config
-                ),
-            ],
-            runs,
+        cases.append((count, listing, config))
+    # Every size in each round, so that the machine's speed drifting
+    # during the run does not show up as growth between sizes.
+    funcs = []
+    for _count, listing, config in cases:
+        funcs.append(lambda listing=listing: json.loads(listing))
+        funcs.append(
+            lambda listing=listing, config=config: parse_and_plan(
+                listing, config
+            )
         )
+    medians = interleaved_medians(funcs, runs)
+    rows = []
+    previous = None
+    for (count, listing, _config), json_s, seconds in zip(
+        cases, medians[0::2], medians[1::2], strict=True
+    ):
         growth = '' if previous is None else f'{seconds / previous:.1f}x'
         rows.append((count, len(listing), json_s, seconds, growth))
         previous = seconds
+    _count, listing, config = cases[-1]
     tracemalloc.start()
     parse_and_plan(listing, config)
     _current, peak = tracemalloc.get_traced_memory()
