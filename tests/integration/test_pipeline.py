@@ -399,8 +399,6 @@ class BindTest(PipelineTestCase):
         )
 
     def test_last_namespace_of_a_region_in_use_is_kept(self):
-        from cyborg.common import exception as cyborg_exception
-
         # ns3 is the only LARGE namespace, and the only one offered in
         # its region: without it the whole device leaves the report.
         profile = self.host.create_device_profile(
@@ -411,29 +409,52 @@ class BindTest(PipelineTestCase):
         arq_uuid, _ = self.host.bind(profile, instance)
         (bound,) = [h for h in self.host.attach_handles() if h['in_use']]
         self.assertEqual('ns3', json.loads(bound['attach_info'])['name'])
-        rows = self.host.snapshot()
-        tree = self.host.placement_tree()
+        large = self.deployable('LARGE')
 
-        # The operator removes it. Placement will not delete a provider
-        # that holds the instance's allocation, so Cyborg's whole report
-        # for the host fails and nothing at all is deleted.
-        self.assertRaises(
-            cyborg_exception.ResourceProviderInUse,
-            self.discover,
-            without(LISTING, 'ns3'),
+        def kept():
+            self.assertIn(bound, self.host.attach_handles())
+            self.assertIn(large, self.host.deployables())
+            self.assertEqual(2, len(self.host.devices()))
+            self.provider(large['name'])
+
+        # The operator removes ns3, and ns1 (not in use) with it. The
+        # device holding ns3 is kept with its provider (0006); the rest
+        # of the report goes through.
+        self.discover(without(LISTING, 'ns3', 'ns1'))
+        kept()
+        self.assertEqual(
+            ['ns0'],
+            [
+                json.loads(h['attach_info'])['name']
+                for h in self.handles_of('SMALL')
+            ],
         )
-        self.assertEqual(rows, self.host.snapshot())
-        self.assertEqual(tree, self.host.placement_tree())
+        self.assertIn('are in use; keeping the device', self.logs.output)
         self.assertEqual('Bound', self.host.arq(arq_uuid).arq.state)
 
-        # Put back, everything carries on: the report goes through and
-        # the release wipes the namespace.
+        # The instance goes while ns3 is still missing: the wipe is
+        # refused, the request is left UnbindFailed, and Nova drops the
+        # instance's allocation all the same. Reports still keep it all.
+        with (
+            pipeline.ndctl_output(without(LISTING, 'ns3', 'ns1')),
+            pipeline.scrub_boundary(),
+        ):
+            self.assertRaises(
+                exception.ScrubRefused, self.host.unbind, instance
+            )
+        self.assertEqual('UnbindFailed', self.host.arq(arq_uuid).arq.state)
+        self.placement._call('DELETE', f'/allocations/{instance}')
+        self.discover(without(LISTING, 'ns3', 'ns1'))
+        kept()
+
+        # ns3 back, the request deleted again: the namespace is wiped
+        # and only then freed.
         self.discover()
         with (
             pipeline.ndctl_output(LISTING),
             pipeline.scrub_boundary() as zero,
         ):
-            self.host.unbind(instance)
+            self.host.delete_arqs([arq_uuid])
         if zero is not None:
             zero.assert_called_once_with('/dev/dax1.0', mock.ANY)
         self.assertEqual(
