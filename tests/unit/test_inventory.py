@@ -437,6 +437,13 @@ class MalformedTest(base.TestCase):
             str(err),
         )
 
+    def test_dimm_health_not_an_object(self):
+        self.assertRefused(
+            '{"dimms": [{"dev": "nmem0"}, {"dev": "nmem1", "health": []}]}',
+            'top level.dimms[1].health',
+            'expected an object, got []',
+        )
+
     def test_namespace_dev_not_kernel_name(self):
         self.assertRefused(
             '[{"dev": "namespaceX"}]',
