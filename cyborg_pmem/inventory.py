@@ -32,6 +32,8 @@ _LEGACY_MODES = {'dax': 'devdax', 'memory': 'fsdax', 'safe': 'sector'}
 _NAMESPACE_DEV = re.compile(r'^namespace(\d+)\.\d+$')
 _REGION_DEV = re.compile(r'^region\d+$')
 _CONTAINER_KEYS = ('buses', 'dimms', 'regions', 'namespaces')
+# How an error names the whole listing, the start of every item's path.
+_TOP_LEVEL = 'top level'
 # "-u" sizes: "1006.00 MiB (1054.87 MB)"; the binary figure comes first.
 _HUMAN_SIZE = re.compile(r'^\s*(\d+(?:\.\d+)?)\s*([KMGTPE]iB|B)?\b')
 _BINARY_UNITS = {
@@ -129,7 +131,7 @@ class _Malformed(Exception):
         )
 
     def path(self):
-        return 'top level' + ''.join(reversed(self.steps))
+        return _TOP_LEVEL + ''.join(reversed(self.steps))
 
 
 def _str(obj, key, required=False):
@@ -354,7 +356,7 @@ def _dax_device(daxregion, chardev):
 
 
 def _malformed_at_top(reason):
-    return exception.NdctlOutputError(where='top level', reason=reason)
+    return exception.NdctlOutputError(where=_TOP_LEVEL, reason=reason)
 
 
 def parse_listing(text):
