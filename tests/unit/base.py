@@ -30,6 +30,7 @@ from oslo_config import fixture as config_fixture
 from oslotest import base
 
 from cyborg_pmem import conf
+from cyborg_pmem import privsep
 
 FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures')
 
@@ -64,6 +65,18 @@ class TestCase(base.BaseTestCase):
         mocked = patcher.start()
         self.addCleanup(patcher.stop)
         return mocked
+
+    def scrub_in_process(self):
+        """Run the privileged scrub function in this process (no helper is
+        started) with the device-node check, the filesystem boundary that
+        tests/unit/test_privsep.py covers, mocked; return that mock."""
+        privsep.scrub_context.set_client_mode(False)
+        self.addCleanup(privsep.scrub_context.set_client_mode, True)
+        return self.useFixture(
+            fixtures.MockPatchObject(
+                privsep, '_check_dax_device', autospec=True
+            )
+        ).mock
 
 
 def fixture_text(name):

@@ -29,15 +29,7 @@ class ScrubCommandTest(base.TestCase):
         self.tmp = self.useFixture(fixtures.TempDir()).path
         listing = base.fixture_text('driver-listing.json')
         self.execute = self.mock_execute(return_value=(listing, ''))
-        # In-process privileged function; the device node check is the
-        # filesystem boundary (tests/unit/test_privsep.py covers it).
-        privsep.scrub_context.set_client_mode(False)
-        self.addCleanup(privsep.scrub_context.set_client_mode, True)
-        self.device = self.useFixture(
-            fixtures.MockPatchObject(
-                privsep, '_check_dax_device', autospec=True
-            )
-        ).mock
+        self.device = self.scrub_in_process()
         # Never fork a real helper from a unit test.
         self.start = self.useFixture(
             fixtures.MockPatchObject(

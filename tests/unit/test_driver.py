@@ -27,7 +27,6 @@ from stevedore import driver as stevedore_driver
 from cyborg_pmem import driver
 from cyborg_pmem import exception
 from cyborg_pmem import ndctl
-from cyborg_pmem import privsep
 from tests.unit import base
 
 CYBORG_KNOWS_PMEM = not driver.missing_pmem_support()
@@ -206,13 +205,7 @@ class CleanupAttachHandleTest(_PmemCyborgTestCase):
             for h in _plan_handles(self.driver)
         }
         self.execute.reset_mock()
-        privsep.scrub_context.set_client_mode(False)
-        self.addCleanup(privsep.scrub_context.set_client_mode, True)
-        self.device = self.useFixture(
-            fixtures.MockPatchObject(
-                privsep, '_check_dax_device', autospec=True
-            )
-        ).mock
+        self.device = self.scrub_in_process()
 
     def test_signature_matches_cyborg_patch(self):
         import inspect
@@ -335,13 +328,7 @@ class AgentCleanupContractTest(_PmemCyborgTestCase):
 
         # Only the RPC handler is exercised; it uses nothing __init__ sets.
         self.agent = manager.AgentManager.__new__(manager.AgentManager)
-        privsep.scrub_context.set_client_mode(False)
-        self.addCleanup(privsep.scrub_context.set_client_mode, True)
-        self.useFixture(
-            fixtures.MockPatchObject(
-                privsep, '_check_dax_device', autospec=True
-            )
-        )
+        self.scrub_in_process()
         plan = driver.discovery.Discovery.from_conf(
             driver.CONF.pmem_devices
         ).run('compute-0')
