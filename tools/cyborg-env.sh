@@ -7,11 +7,14 @@
 #
 # PYTHON is a python executable (tox: {envpython}) or a virtualenv
 # directory. The sdist is downloaded once into the cache directory
-# (${CYBORG_PMEM_CACHE:-$HOME/.cache/cyborg-pmem}), checked against its
-# known sha256, unpacked fresh, patched with `patch -p1` in file name
-# order, and pip-installed (not editable) into PYTHON. The installed tree
-# carries cyborg/_pmem_series.py with a sha256 of the series; when it
-# already matches, nothing is reinstalled. Needs only PyPI.
+# (${CYBORG_PMEM_CACHE:-$HOME/.cache/cyborg-pmem}) and checked against its
+# known sha256. The first run for a series unpacks it, applies the patches
+# with `patch -p1` in file name order and builds one wheel into
+# CACHE/wheels/SERIES/; every environment then installs that wheel, so a
+# tox run builds Cyborg once, not once per environment. The installed tree
+# carries cyborg/_pmem_series.py with SERIES, a sha256 of the series; when
+# it already matches, nothing is reinstalled. --force rebuilds the wheel.
+# Needs only PyPI.
 
 set -euo pipefail
 
@@ -177,58 +180,94 @@ fi
 work=$(mktemp -d "$cache_dir/work.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-sdist="$cache_dir/$SDIST_NAME"
-sdist_ok() {
-    [ -f "$sdist" ] \
-        && [ "$(sha256sum < "$sdist" | cut -d' ' -f1)" = "$SDIST_SHA256" ]
-}
-if ! sdist_ok; then
-    info "downloading the openstack-cyborg $CYBORG_VERSION sdist" \
-        "into $cache_dir"
-    mkdir "$work/dl"
-    "$python" -m pip download --quiet --no-binary :all: --no-deps \
-        --dest "$work/dl" "openstack-cyborg==$CYBORG_VERSION" \
-        || die "pip download of openstack-cyborg==$CYBORG_VERSION failed"
-    [ -f "$work/dl/$SDIST_NAME" ] \
-        || die "pip download did not produce $SDIST_NAME"
-    got=$(sha256sum < "$work/dl/$SDIST_NAME" | cut -d' ' -f1)
-    [ "$got" = "$SDIST_SHA256" ] \
-        || die "$SDIST_NAME has sha256 $got, expected $SDIST_SHA256"
-    mv -f "$work/dl/$SDIST_NAME" "$sdist"
-fi
-
-mkdir "$work/src"
-tar -xzf "$sdist" -C "$work/src" --no-same-owner \
-    || die "cannot unpack $sdist (delete it to download it again)"
-tree="$work/src/openstack_cyborg-$CYBORG_VERSION"
-[ -d "$tree" ] \
-    || die "$SDIST_NAME did not unpack into ${tree##*/}/"
-
-for p in "${patches[@]}"; do
-    if ! out=$(cd "$tree" && "${apply[@]}" < "$p" 2>&1); then
-        echo "$out" >&2
-        die "patch $(basename "$p") does not apply" \
-            "to openstack-cyborg $CYBORG_VERSION"
+# A step's output (pip's progress, setuptools' notices about Cyborg's own
+# packaging) goes to a log that is shown only when the step fails.
+run_logged() {
+    local what=$1
+    shift
+    if ! "$@" >"$work/log" 2>&1; then
+        tail -n 40 "$work/log" >&2
+        die "$what failed"
     fi
-done
+}
 
-cat > "$tree/$MARKER_REL" <<EOF
+wheel_dir="$cache_dir/wheels/$series"
+find_wheel() {
+    local found=("$wheel_dir/openstack_cyborg-$CYBORG_VERSION"-*.whl)
+    [ -f "${found[0]}" ] && echo "${found[0]}"
+    return 0
+}
+
+if [ "$force" -eq 1 ] || [ -z "$(find_wheel)" ]; then
+    sdist="$cache_dir/$SDIST_NAME"
+    sdist_ok() {
+        [ -f "$sdist" ] \
+            && [ "$(sha256sum < "$sdist" | cut -d' ' -f1)" = "$SDIST_SHA256" ]
+    }
+    if ! sdist_ok; then
+        info "downloading the openstack-cyborg $CYBORG_VERSION sdist" \
+            "into $cache_dir"
+        mkdir "$work/dl"
+        run_logged "pip download of openstack-cyborg==$CYBORG_VERSION" \
+            "$python" -m pip download --no-binary :all: --no-deps \
+            --dest "$work/dl" "openstack-cyborg==$CYBORG_VERSION"
+        [ -f "$work/dl/$SDIST_NAME" ] \
+            || die "pip download did not produce $SDIST_NAME"
+        got=$(sha256sum < "$work/dl/$SDIST_NAME" | cut -d' ' -f1)
+        [ "$got" = "$SDIST_SHA256" ] \
+            || die "$SDIST_NAME has sha256 $got, expected $SDIST_SHA256"
+        mv -f "$work/dl/$SDIST_NAME" "$sdist"
+    fi
+
+    mkdir "$work/src"
+    tar -xzf "$sdist" -C "$work/src" --no-same-owner \
+        || die "cannot unpack $sdist (delete it to download it again)"
+    tree="$work/src/openstack_cyborg-$CYBORG_VERSION"
+    [ -d "$tree" ] \
+        || die "$SDIST_NAME did not unpack into ${tree##*/}/"
+
+    for p in "${patches[@]}"; do
+        if ! out=$(cd "$tree" && "${apply[@]}" < "$p" 2>&1); then
+            echo "$out" >&2
+            die "patch $(basename "$p") does not apply" \
+                "to openstack-cyborg $CYBORG_VERSION"
+        fi
+    done
+
+    cat > "$tree/$MARKER_REL" <<EOF
 # Written by cyborg-pmem tools/cyborg-env.sh: this openstack-cyborg
 # $CYBORG_VERSION carries the cyborg-pmem patch series below.
 SERIES = '$series'
 PATCHES = (
 $(for p in "${patches[@]}"; do
-    printf "    '%s',\n" "$(basename "$p")"
-done)
+        printf "    '%s',\n" "$(basename "$p")"
+    done)
 )
 EOF
 
+    info "building a wheel of patched openstack-cyborg $CYBORG_VERSION" \
+        "(series ${series:0:12}) in $wheel_dir"
+    mkdir "$work/wheel"
+    # The tree has no git metadata; pbr reads the version from PKG-INFO.
+    run_logged "building a wheel of the patched tree" \
+        env PBR_VERSION="$CYBORG_VERSION" "$python" -m pip wheel --no-deps \
+        --disable-pip-version-check --wheel-dir "$work/wheel" "$tree"
+    rm -rf "$wheel_dir"
+    mkdir -p "$cache_dir/wheels"
+    mv "$work/wheel" "$wheel_dir"
+fi
+wheel=$(find_wheel)
+[ -n "$wheel" ] || die "no openstack-cyborg wheel in $wheel_dir"
+
 info "installing patched openstack-cyborg $CYBORG_VERSION" \
     "(series ${series:0:12}) into $python"
-# The tree has no git metadata; pbr reads the version from PKG-INFO.
-PBR_VERSION=$CYBORG_VERSION "$python" -m pip install --quiet \
-    --disable-pip-version-check "$tree" \
-    || die "pip install of the patched tree into $python failed"
+# --force-reinstall --no-deps: replace a stock or differently patched
+# Cyborg even though the version number is the same.
+run_logged "pip install of $wheel into $python" \
+    "$python" -m pip install --disable-pip-version-check \
+    --force-reinstall --no-deps "$wheel"
+run_logged "pip install of openstack-cyborg's dependencies into $python" \
+    "$python" -m pip install --disable-pip-version-check "$wheel"
 
 [ "$(installed_series)" = "$series" ] \
     || die "the installed openstack-cyborg in $python does not carry" \
