@@ -17,8 +17,8 @@ Run with ``tox -e bench``. Prints one table; asserts nothing (timings
 depend on the machine): the README's Performance section quotes a run.
 
 (a) parse + plan of synthetic listings in the shape of the real
-    driver listing (tests/unit/fixtures/ndctl/driver-listing.json: DIMMs,
-    8 regions, devdax namespaces nested), 10 to 10 000 namespaces, all
+    driver listing (tests/fixtures/listing.py: DIMMs, 8 regions, devdax
+    namespaces nested), 10 to 10 000 namespaces, all
     configured; with the growth per 10x (linear: about 10).
 (b) peak memory (tracemalloc) of (a) at 10 000 namespaces.
 (c) Discovery(...).run end to end against a fake ndctl printing a canned
@@ -42,65 +42,18 @@ import tempfile
 import time
 import tracemalloc
 
-from cyborg_pmem import discovery
-from cyborg_pmem import inventory
-from cyborg_pmem import labels
-from cyborg_pmem import planner
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIXTURE = os.path.join(
-    ROOT, 'tests', 'unit', 'fixtures', 'ndctl', 'driver-listing.json'
-)
+# tox runs this file as a script: the repository root is not on the path.
+sys.path.insert(0, ROOT)
+
+from cyborg_pmem import discovery  # noqa: E402
+from cyborg_pmem import inventory  # noqa: E402
+from cyborg_pmem import labels  # noqa: E402
+from cyborg_pmem import planner  # noqa: E402
+from tests.fixtures.listing import synthetic_listing  # noqa: E402
+
 REGIONS = 8
 SIZES = (10, 100, 1000, 10000)
-
-
-def synthetic_listing(count):
-    """``(listing text, pmem_namespaces)`` for ``count`` devdax
-    namespaces spread over 8 regions, each region's under one label."""
-    with open(FIXTURE) as f:
-        real = json.load(f)
-    region_template = next(r for r in real['regions'] if r['namespaces'])
-    ns_template = next(
-        ns
-        for r in real['regions']
-        for ns in r['namespaces']
-        if ns.get('mode') == 'devdax'
-    )
-    dimms = []
-    regions = []
-    config = []
-    for r in range(REGIONS):
-        dimms.append({**real['dimms'][0], 'dev': f'nmem{r}'})
-        names = []
-        namespaces = []
-        for n in range(r, count, REGIONS):
-            ns = json.loads(json.dumps(ns_template))
-            name = f'ns{r}-{n}'
-            ns.update(
-                dev=f'namespace{r}.{n}',
-                name=name,
-                uuid=f'{n:08x}-0000-4000-8000-{r:012x}',
-            )
-            ns['daxregion']['devices'][0]['chardev'] = f'dax{r}.{n}'
-            namespaces.append(ns)
-            names.append(name)
-        region = json.loads(json.dumps(region_template))
-        region.update(
-            dev=f'region{r}',
-            iset_id=0x1234 + r,
-            numa_node=r % 2,
-            mappings=[{**region['mappings'][0], 'dimm': f'nmem{r}'}],
-            namespaces=namespaces,
-        )
-        regions.append(region)
-        if names:
-            config.append(f'L{r}:' + '|'.join(names))
-    # Laid out as ndctl prints it: two-space indent, no space after ':'.
-    listing = json.dumps(
-        {'dimms': dimms, 'regions': regions}, indent=2, separators=(',', ':')
-    )
-    return listing, ','.join(config)
 
 
 def parse_and_plan(listing, config):
@@ -110,7 +63,7 @@ def parse_and_plan(listing, config):
 def bench_core(runs):
     cases = []
     for count in SIZES:
-        listing, config_text = synthetic_listing(count)
+        listing, config_text = synthetic_listing(REGIONS, count)
         config = labels.parse_pmem_namespaces(config_text)
         result = parse_and_plan(listing, config)
         if sum(result.offered().values()) != count:
@@ -176,7 +129,7 @@ def bench_discovery(directory, runs):
 
     from cyborg_pmem import ndctl
 
-    listing, config = synthetic_listing(1000)
+    listing, config = synthetic_listing(REGIONS, 1000)
     listing_path = os.path.join(directory, 'listing-1000.json')
     with open(listing_path, 'w') as f:
         f.write(listing)
@@ -203,7 +156,7 @@ def bench_discovery(directory, runs):
 
 
 def bench_cli(directory, runs):
-    listing, config = synthetic_listing(10000)
+    listing, config = synthetic_listing(REGIONS, 10000)
     listing_path = os.path.join(directory, 'listing-10000.json')
     with open(listing_path, 'w') as f:
         f.write(listing)

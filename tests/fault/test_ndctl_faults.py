@@ -34,18 +34,14 @@ from oslotest import base
 from cyborg_pmem import discovery
 from cyborg_pmem import exception
 from cyborg_pmem import ndctl
+from tests import fixtures as ndctl_fixtures
 
-HERE = os.path.dirname(__file__)
-FIXTURE = os.path.join(
-    HERE, '..', 'unit', 'fixtures', 'ndctl', 'driver-listing.json'
-)
 CONFIG = 'SMALL:ns0|ns1,LARGE:ns3'
 ARGV = ' '.join(ndctl.list_argv('ndctl'))
 
 
 def _read_fixture():
-    with open(FIXTURE) as f:
-        return f.read()
+    return ndctl_fixtures.ndctl_text('driver-listing.json')
 
 
 def proc_state(pid):

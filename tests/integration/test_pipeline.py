@@ -30,17 +30,13 @@ from oslotest import base
 from cyborg_pmem import exception
 from cyborg_pmem import labels
 from cyborg_pmem import planner
+from tests import fixtures as ndctl_fixtures
 from tests.integration import pipeline
 
 HOSTNAME = 'compute-0'
 SMALL = 'CUSTOM_PMEM_NAMESPACE_SMALL'
 LARGE = 'CUSTOM_PMEM_NAMESPACE_LARGE'
-LISTING = pipeline.read_text(
-    os.path.join(
-        pipeline.REPO, 'tests', 'unit', 'fixtures', 'ndctl',
-        'driver-listing.json',
-    )
-)  # fmt: skip
+LISTING = ndctl_fixtures.ndctl_text('driver-listing.json')
 # SMALL:ns0|ns1,LARGE:ns3 on the host above.
 HOST_CONFIG = os.path.join(pipeline.SAMPLE_HOST, 'cyborg.conf')
 

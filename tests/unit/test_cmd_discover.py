@@ -20,7 +20,7 @@ from oslo_concurrency import processutils
 from cyborg_pmem.cmd import discover
 from tests.unit import base
 
-LISTING = os.path.join(base.FIXTURES, 'ndctl', 'driver-listing.json')
+LISTING = base.fixture_path('driver-listing.json')
 
 
 class DiscoverCommandTest(base.TestCase):
@@ -253,7 +253,7 @@ class DiscoverCommandTest(base.TestCase):
                     '--config-file',
                     self._conf('L:ns0'),
                     '--ndctl-output',
-                    os.path.join(base.FIXTURES, 'ndctl', 'no-match.json'),
+                    base.fixture_path('no-match.json'),
                 ),
                 'shows no enabled PMEM region',
             ),
@@ -312,9 +312,7 @@ class DiscoverCommandTest(base.TestCase):
 
 
 class DiscoverHealthTest(base.TestCase):
-    HEALTH = os.path.join(
-        base.FIXTURES, 'ndctl', 'optane-dimms-regions-health.json'
-    )
+    HEALTH = base.fixture_path('optane-dimms-regions-health.json')
 
     def setUp(self):
         super().setUp()
@@ -391,7 +389,7 @@ class DiscoverHealthTest(base.TestCase):
             '--ndctl-output',
             LISTING,
             '--health-output',
-            os.path.join(base.FIXTURES, 'ndctl', 'dimms-regions-health.json'),
+            base.fixture_path('dimms-regions-health.json'),
         )
         self.assertEqual(0, code)
         self.assertEqual(

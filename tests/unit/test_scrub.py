@@ -24,7 +24,7 @@ from cyborg_pmem import scrub
 from tests.unit import base
 
 GIB = 1 << 30
-# ns0 in the captured listing (tests/unit/fixtures/ndctl/driver-listing.json)
+# ns0 in the captured listing (tests/fixtures/ndctl/driver-listing.json)
 NS0 = {
     'align': 2097152,
     'dev': 'namespace0.0',
