@@ -114,16 +114,35 @@ class DefaultScenarioTest(base.TestCase):
                         ('PMEM', False), (handle.attach_type, handle.in_use)
                     )
 
-    def test_attach_info_is_sorted_compact_json(self):
-        # attach_info is written by hand for speed: it must stay exactly
-        # what json.dumps(sort_keys=True) writes, or every handle would
-        # be deleted and re-created on upgrade. The fields hold what the
-        # inventory guarantees: str or None, int (never bool) or None.
-        for fields in (
-            {},
-            {'name': 'n\u00e9"\\\x01\U0001f600', 'uuid': 'u'},
-            {'size': 2**70, 'align': -1, 'numa_node': 0, 'name': ''},
-            {'size': 0, 'align': 0, 'numa_node': 7, 'uuid': ''},
+    def test_attach_info_escapes_and_edge_values(self):
+        # Written out, not computed: the conductor matches handles by
+        # attach_info, so any change to these bytes deletes and re-creates
+        # every handle on upgrade. The fields hold what the inventory
+        # guarantees: str or None, int (never bool) or None.
+        for fields, expected in (
+            (
+                {},
+                '{"dev":"namespace0.0","devpath":"/dev/dax0.0",'
+                '"label":"L\\u00e0"}',
+            ),
+            (
+                {'name': 'n\u00e9"\\\x01\U0001f600', 'uuid': 'u'},
+                '{"dev":"namespace0.0","devpath":"/dev/dax0.0",'
+                '"label":"L\\u00e0",'
+                '"name":"n\\u00e9\\"\\\\\\u0001\\ud83d\\ude00",'
+                '"uuid":"u"}',
+            ),
+            (
+                {'size': 2**70, 'align': -1, 'numa_node': 0, 'name': ''},
+                '{"align":-1,"dev":"namespace0.0","devpath":"/dev/dax0.0",'
+                '"label":"L\\u00e0","name":"","numa_node":0,'
+                '"size":1180591620717411303424}',
+            ),
+            (
+                {'size': 0, 'align': 0, 'numa_node': 7, 'uuid': ''},
+                '{"align":0,"dev":"namespace0.0","devpath":"/dev/dax0.0",'
+                '"label":"L\\u00e0","numa_node":7,"size":0,"uuid":""}',
+            ),
         ):
             with self.subTest(fields=fields):
                 ns = inventory.Namespace(
@@ -132,21 +151,6 @@ class DefaultScenarioTest(base.TestCase):
                     mode='devdax',
                     chardev='dax0.0',
                     **fields,
-                )
-                fields = {
-                    'align': ns.align,
-                    'dev': ns.dev,
-                    'devpath': '/dev/dax0.0',
-                    'label': 'L\u00e0',
-                    'name': ns.name,
-                    'numa_node': ns.numa_node,
-                    'size': ns.size,
-                    'uuid': ns.uuid,
-                }
-                expected = json.dumps(
-                    {k: v for k, v in fields.items() if v is not None},
-                    sort_keys=True,
-                    separators=(',', ':'),
                 )
                 self.assertEqual(expected, planner.attach_info(ns, 'L\u00e0'))
 
@@ -414,6 +418,83 @@ class IdentityTest(base.TestCase):
             '0x8089,0xce01', planner._vendor(['CE01-1', '8089-2', '8089-3'])
         )
         self.assertEqual('unknown', planner._vendor(['odd', '']))
+
+
+def _attach_info(name, dev, uuid, size, numa_node=None):
+    numa = '' if numa_node is None else f'"numa_node":{numa_node},'
+    return (
+        f'{{"align":2097152,"dev":"{dev}","devpath":"/dev/dax{dev[9:]}",'
+        f'"label":"PIN","name":"{name}",{numa}"size":{size},'
+        f'"uuid":"{uuid}"}}'
+    )
+
+
+NS0_UUID = 'c12e20c1-95dd-4150-99ab-910aaa63fcd5'
+NS1_UUID = '5c672d63-3575-4a64-94c5-fa015ef62209'
+NS3_UUID = 'aa981cfa-f1ae-493e-81d5-5115202d5d35'
+
+
+def _rig_handles(numa):
+    """The three devdax namespaces of the rig, in plan order."""
+    return (
+        _attach_info(
+            'ns1', 'namespace0.1', NS1_UUID, 1054867456, 0 if numa else None
+        ),
+        _attach_info(
+            'ns0', 'namespace0.0', NS0_UUID, 1054867456, 0 if numa else None
+        ),
+        _attach_info(
+            'ns3', 'namespace1.0', NS3_UUID, 2111832064, 1 if numa else None
+        ),
+    )
+
+
+class AttachInfoPinTest(base.TestCase):
+    """attach_info of every saved listing, byte for byte.
+
+    The conductor tells an unchanged handle from a new one by its
+    attach_info: a change of a single byte (key order, spacing, an
+    escape) deletes every handle on upgrade and re-creates it, while an
+    instance may hold it. Pinned before the serialisation was rewritten,
+    so that any rewrite has to keep these bytes.
+    """
+
+    PINNED = {
+        'driver-listing.json': _rig_handles(numa=True),
+        'buses-all.json': _rig_handles(numa=True),
+        'namespaces-idle-verbose.json': _rig_handles(numa=True),
+        'namespaces.json': _rig_handles(numa=False),
+        'regions-namespaces.json': _rig_handles(numa=False),
+        'human.json': _rig_handles(numa=False),
+        'region1-only.json': _rig_handles(numa=True)[2:],
+        'single-human.json': _rig_handles(numa=False)[1:2],
+    }
+
+    def test_every_listing(self):
+        for fixture, expected in self.PINNED.items():
+            with self.subTest(fixture=fixture):
+                listing = base.fixture_text(fixture)
+                inv = inventory.parse_listing(listing)
+                names = tuple(ns.name for ns in inv.namespaces if ns.name)
+                result = planner.plan(inv, {'PIN': names}, HOST)
+                self.assertEqual(
+                    expected,
+                    tuple(
+                        handle.attach_info
+                        for device in result.devices
+                        for dep in device.deployables
+                        for handle in dep.attach_handles
+                    ),
+                )
+
+    def test_the_form_is_literal(self):
+        # The helper above must not hide the bytes: one written out.
+        self.assertEqual(
+            '{"align":2097152,"dev":"namespace1.0","devpath":"/dev/dax1.0",'
+            '"label":"PIN","name":"ns3","numa_node":1,"size":2111832064,'
+            '"uuid":"aa981cfa-f1ae-493e-81d5-5115202d5d35"}',
+            _rig_handles(numa=True)[2],
+        )
 
 
 class AttachInfoLengthTest(base.TestCase):
