@@ -25,7 +25,6 @@ import dataclasses
 import hashlib
 import json
 import re
-import typing
 
 import os_traits
 
@@ -45,9 +44,8 @@ PREFIX = labels_mod.RESOURCE_CLASS_PREFIX
 _VENDOR_IN_DIMM_ID = re.compile(r'^([0-9a-fA-F]{4})-')
 
 
-# A NamedTuple, not a frozen dataclass like the others: there is one per
-# offered namespace, possibly thousands, and it builds in half the time.
-class AttachHandlePlan(typing.NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class AttachHandlePlan:
     namespace: str
     attach_info: str
     attach_type: str = ATTACH_TYPE
@@ -174,10 +172,6 @@ def _refusal_reason(ns):
     return None
 
 
-# json.dumps of a str (the C function it uses, with ensure_ascii).
-_json_string = json.encoder.encode_basestring_ascii
-
-
 def attach_info(namespace, label):
     """The attach handle's JSON: what a consumer needs for libvirt's
     ``<memory model='nvdimm'>`` (the fields of Nova's LibvirtVPMEMDevice)
@@ -187,25 +181,19 @@ def attach_info(namespace, label):
     attach_info to Nova as a dict of strings (the ARQ's
     attach_handle_info), and a null there makes every read of the bound
     ARQ fail.
-
-    Byte for byte ``_dumps`` of those fields (tests/unit/test_planner.py
-    and the property tests check it), written directly because building a
-    JSON encoder per namespace was a third of the planner's time. The
-    inventory guarantees the types: str or None, int or None.
     """
     ns = namespace
-    # Keys in sorted order; dev, devpath and label are always there.
-    align = '' if ns.align is None else f'"align":{ns.align:d},'
-    name = '' if ns.name is None else ',"name":' + _json_string(ns.name)
-    node = ns.numa_node
-    numa_node = '' if node is None else f',"numa_node":{node:d}'
-    size = '' if ns.size is None else f',"size":{ns.size:d}'
-    uuid = '' if ns.uuid is None else ',"uuid":' + _json_string(ns.uuid)
-    return (
-        f'{{{align}"dev":{_json_string(ns.dev)},'
-        f'"devpath":{_json_string("/dev/" + ns.chardev)},'
-        f'"label":{_json_string(label)}{name}{numa_node}{size}{uuid}}}'
-    )
+    fields = {
+        'align': ns.align,
+        'dev': ns.dev,
+        'devpath': '/dev/' + ns.chardev,
+        'label': label,
+        'name': ns.name,
+        'numa_node': ns.numa_node,
+        'size': ns.size,
+        'uuid': ns.uuid,
+    }
+    return _dumps({k: v for k, v in fields.items() if v is not None})
 
 
 def plan(inventory, labels, hostname):
@@ -228,7 +216,7 @@ def plan(inventory, labels, hostname):
         raise exception.NvdimmStackDown(count=configured)
 
     # {name: namespace}, and the namespaces of a name that more than one
-    # carries: one dict entry per namespace, not a list each.
+    # carries.
     by_name = {}
     shared_names = {}
     for ns in inventory.namespaces:
@@ -238,8 +226,7 @@ def plan(inventory, labels, hostname):
                 shared_names.setdefault(ns.name, [first]).append(ns)
 
     refusals = []
-    # {label: {region dev: [AttachHandlePlan]}}: nested rather than keyed
-    # by (region, label), which built a tuple and a list per namespace.
+    # {label: {region dev: [AttachHandlePlan]}}
     handles = {}
     for label, names in labels.items():
         handles_of_label = handles[label] = {}

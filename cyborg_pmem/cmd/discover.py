@@ -23,7 +23,6 @@ health; unavailable health is one stderr line and never changes the exit
 status.
 """
 
-import functools
 import json
 import socket
 import sys
@@ -128,10 +127,6 @@ def plan_as_dict(plan):
     }
 
 
-# Cached: a host's namespaces mostly share a few sizes and alignments,
-# and formatting each of thousands of rows anew was a tenth of the CLI's
-# time.
-@functools.lru_cache(maxsize=256)
 def _human_bytes(value):
     if value is None:
         return '-'
@@ -147,35 +142,23 @@ def _human_bytes(value):
 
 
 def format_table(plan):
-    offered = [
-        (device, deployable, handle)
-        for device in plan.devices
-        for deployable in device.deployables
-        for handle in deployable.attach_handles
-    ]
-    # One decode for all rows: a json.loads per row was half the time
-    # of printing thousands of them.
-    infos = json.loads(
-        '[' + ','.join(handle.attach_info for *_, handle in offered) + ']'
-    )
     rows = []
-    for (device, deployable, _handle), info in zip(
-        offered, infos, strict=True
-    ):
-        rows.append(
-            (
-                device.region,
-                deployable.resource_class,
-                info['name'],
-                info['dev'],
-                info['devpath'],
-                _human_bytes(info['size']),
-                _human_bytes(info.get('align')),
-                '-'
-                if info.get('numa_node') is None
-                else str(info['numa_node']),
-            )
-        )
+    for device in plan.devices:
+        for deployable in device.deployables:
+            for handle in deployable.attach_handles:
+                info = json.loads(handle.attach_info)
+                rows.append(
+                    (
+                        device.region,
+                        deployable.resource_class,
+                        info['name'],
+                        info['dev'],
+                        info['devpath'],
+                        _human_bytes(info['size']),
+                        _human_bytes(info.get('align')),
+                        _cell(info.get('numa_node')),
+                    )
+                )
     lines = _columns(TABLE_COLUMNS, rows)
     deployables = sum(len(d.deployables) for d in plan.devices)
     lines.append('')
@@ -234,18 +217,19 @@ def format_health(stats):
 def _columns(header, rows):
     """Lines of left-aligned columns; every cell is a str."""
     widths = [
-        max(map(len, column)) for column in zip(header, *rows, strict=False)
+        max(map(len, column)) for column in zip(header, *rows, strict=True)
     ]
-    # One format string for all rows: joining ljust()ed cells row by row
-    # was most of the time of printing thousands of rows.
-    line = '  '.join(f'{{:<{width}}}' for width in widths)
-    return [line.format(*row).rstrip() for row in [header, *rows]]
+    return [
+        '  '.join(
+            cell.ljust(width) for cell, width in zip(row, widths, strict=True)
+        ).rstrip()
+        for row in [header, *rows]
+    ]
 
 
 def _health(config, stderr):
-    # Imported here: it loads the ndctl runner (oslo.concurrency and the
-    # oslo.utils regexes, ~50 ms), which a run without --health and with
-    # --ndctl-output never needs.
+    # Imported here: health loads the ndctl runner (oslo.concurrency),
+    # which a run on a saved listing without --health never uses.
     from cyborg_pmem import health
 
     with common.driver_log(stderr, config.debug):
