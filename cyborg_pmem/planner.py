@@ -209,75 +209,101 @@ def plan(inventory, labels, hostname):
     :raises HostNameTooLong: a deployable's name, which starts with the
         host name, would be longer than Placement allows.
     """
+    _check_some_region_enabled(inventory, labels)
+    handles, refusals = _offer(inventory, labels)
+    devices = _devices(inventory, labels, handles, hostname)
+    _check_provider_names(devices, hostname)
+    return Plan(devices=tuple(devices), refusals=tuple(refusals))
+
+
+def _check_some_region_enabled(inventory, labels):
+    """Refuse to plan a host whose nvdimm stack is down.
+
+    A disabled region shows (with --idle) but hides its namespaces: if no
+    region is enabled, each configured namespace would look gone, and an
+    empty report would delete every device.
+    """
     configured = sum(len(names) for names in labels.values())
-    # A disabled region shows (with --idle) but hides its namespaces: if
-    # every region is disabled, each configured namespace would look gone.
     if configured and not any(r.enabled for r in inventory.regions):
         raise exception.NvdimmStackDown(count=configured)
 
-    # {name: namespace}, and the namespaces of a name that more than one
-    # carries.
+
+def _offer(inventory, labels):
+    """Decide each configured namespace, in configuration order.
+
+    :returns: ``({(region dev, label): [AttachHandlePlan]}, [Refusal])``.
+    """
     by_name = {}
-    shared_names = {}
     for ns in inventory.namespaces:
         if ns.name is not None:
-            first = by_name.setdefault(ns.name, ns)
-            if first is not ns:
-                shared_names.setdefault(ns.name, [first]).append(ns)
-
-    refusals = []
-    # {label: {region dev: [AttachHandlePlan]}}
+            by_name.setdefault(ns.name, []).append(ns)
     handles = {}
+    refusals = []
     for label, names in labels.items():
-        handles_of_label = handles[label] = {}
         for name in names:
-            ns = by_name.get(name)
-            if ns is None:
-                refusals.append(Refusal(name, label, 'not found on this host'))
-                continue
-            if name in shared_names:
-                devs = ', '.join(sorted(n.dev for n in shared_names[name]))
-                reason = f'name is ambiguous: {devs} all carry it'
-            else:
-                reason = _refusal_reason(ns)
-            if reason is None:
-                info = attach_info(ns, label)
-                if len(info) > MAX_ATTACH_INFO_LENGTH:
-                    reason = (
-                        f'its attach_info would be {len(info)} characters, '
-                        f'over Cyborg\'s {MAX_ATTACH_INFO_LENGTH}'
-                    )
+            carriers = by_name.get(name, [])
+            reason = _name_refusal_reason(carriers)
             if reason is not None:
                 refusals.append(Refusal(name, label, reason))
                 continue
-            region_handles = handles_of_label.get(ns.region)
-            if region_handles is None:
-                region_handles = handles_of_label[ns.region] = []
-            region_handles.append(AttachHandlePlan(name, info))
+            (ns,) = carriers
+            info = attach_info(ns, label)
+            reason = _attach_info_refusal_reason(info)
+            if reason is not None:
+                refusals.append(Refusal(name, label, reason))
+                continue
+            handles.setdefault((ns.region, label), []).append(
+                AttachHandlePlan(name, info)
+            )
+    return handles, refusals
 
+
+def _name_refusal_reason(carriers):
+    """Why the namespaces carrying a configured name cannot be offered,
+    or None when exactly one carries it and it can be."""
+    if not carriers:
+        return 'not found on this host'
+    if len(carriers) > 1:
+        devs = ', '.join(sorted(ns.dev for ns in carriers))
+        return f'name is ambiguous: {devs} all carry it'
+    return _refusal_reason(carriers[0])
+
+
+def _attach_info_refusal_reason(info):
+    if len(info) > MAX_ATTACH_INFO_LENGTH:
+        return (
+            f'its attach_info would be {len(info)} characters, over '
+            f"Cyborg's {MAX_ATTACH_INFO_LENGTH}"
+        )
+    return None
+
+
+def _devices(inventory, labels, handles, hostname):
+    """One device per region offering something, in region order, with
+    one deployable per label it offers, in configuration order."""
     keys = _unique_region_keys(inventory)
     devices = []
     for region in sorted(inventory.regions, key=inventory_mod.device_order):
-        deployables = []
         key = keys[region.dev]
-        for label in labels:
-            found = handles[label].get(region.dev)
-            if not found:
-                continue
-            rc = labels_mod.resource_class(label)
-            deployables.append(
-                DeployablePlan(
-                    name=f'{hostname}_{key}_{rc.removeprefix(PREFIX)}',
-                    label=label,
-                    resource_class=rc,
-                    traits=(rc, os_traits.OWNER_CYBORG),
-                    attach_handles=tuple(found),
-                )
-            )
+        deployables = [
+            _deployable(hostname, key, label, handles[region.dev, label])
+            for label in labels
+            if (region.dev, label) in handles
+        ]
         if deployables:
             devices.append(_device(region, key, inventory, deployables))
-    _check_provider_names(devices, hostname)
-    return Plan(devices=tuple(devices), refusals=tuple(refusals))
+    return devices
+
+
+def _deployable(hostname, region_key, label, attach_handles):
+    rc = labels_mod.resource_class(label)
+    return DeployablePlan(
+        name=f'{hostname}_{region_key}_{rc.removeprefix(PREFIX)}',
+        label=label,
+        resource_class=rc,
+        traits=(rc, os_traits.OWNER_CYBORG),
+        attach_handles=tuple(attach_handles),
+    )
 
 
 def _check_provider_names(devices, hostname):
