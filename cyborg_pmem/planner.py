@@ -35,6 +35,10 @@ from cyborg_pmem import labels as labels_mod
 ATTACH_TYPE = 'PMEM'
 CPID_TYPE = 'PMEM'
 DEVICE_TYPE = 'PMEM'
+# The stevedore entry point name: Cyborg records it as each deployable's
+# driver_name, and the agent loads the driver by it to clean up a
+# released attach handle.
+DRIVER_NAME = 'intel_pmem_driver'
 # Cyborg's attach_handles.attach_info column is a String(255).
 MAX_ATTACH_INFO_LENGTH = 255
 # A deployable's name is its Placement resource provider's name, which
@@ -50,6 +54,14 @@ class AttachHandlePlan:
     attach_info: str
     attach_type: str = ATTACH_TYPE
     in_use: bool = False
+
+    def driver_fields(self):
+        """The fields of Cyborg's DriverAttachHandle."""
+        return {
+            'attach_type': self.attach_type,
+            'attach_info': self.attach_info,
+            'in_use': self.in_use,
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +83,20 @@ class DeployablePlan:
         pairs += [(f'trait{i}', t) for i, t in enumerate(self.traits)]
         return tuple(pairs)
 
+    def driver_fields(self):
+        """The fields of Cyborg's DriverDeployable, nested."""
+        return {
+            'name': self.name,
+            'driver_name': DRIVER_NAME,
+            'num_accelerators': self.num_accelerators,
+            'attribute_list': [
+                {'key': key, 'value': value} for key, value in self.attributes
+            ],
+            'attach_handle_list': [
+                handle.driver_fields() for handle in self.attach_handles
+            ],
+        }
+
 
 @dataclasses.dataclass(frozen=True)
 class DevicePlan:
@@ -84,6 +110,30 @@ class DevicePlan:
     type: str = DEVICE_TYPE
     cpid_type: str = CPID_TYPE
     stub: bool = False
+
+    def driver_fields(self):
+        """The fields of Cyborg's DriverDevice, nested: the one mapping
+        from a plan to what Cyborg receives. The driver builds its
+        objects from it and ``cyborg-pmem-discover --format json``
+        prints it.
+        """
+        return {
+            'vendor': self.vendor,
+            'model': self.model,
+            'type': self.type,
+            'std_board_info': self.std_board_info,
+            'vendor_board_info': self.vendor_board_info,
+            # Always set: Cyborg does not apply the field's default, and
+            # report_data fails on an unset stub.
+            'stub': self.stub,
+            'controlpath_id': {
+                'cpid_type': self.cpid_type,
+                'cpid_info': self.cpid_info,
+            },
+            'deployable_list': [
+                deployable.driver_fields() for deployable in self.deployables
+            ],
+        }
 
 
 @dataclasses.dataclass(frozen=True)

@@ -84,42 +84,10 @@ TABLE_COLUMNS = (
 
 
 def plan_as_dict(plan):
-    """The ``--format json`` document: DriverDevice fields, nested."""
+    """The ``--format json`` document: the DriverDevice fields the driver
+    builds its Cyborg objects from, and the refusals."""
     return {
-        'devices': [
-            {
-                'vendor': device.vendor,
-                'model': device.model,
-                'type': device.type,
-                'std_board_info': device.std_board_info,
-                'vendor_board_info': device.vendor_board_info,
-                'stub': device.stub,
-                'controlpath_id': {
-                    'cpid_type': device.cpid_type,
-                    'cpid_info': device.cpid_info,
-                },
-                'deployable_list': [
-                    {
-                        'name': deployable.name,
-                        'num_accelerators': deployable.num_accelerators,
-                        'attribute_list': [
-                            {'key': key, 'value': value}
-                            for key, value in deployable.attributes
-                        ],
-                        'attach_handle_list': [
-                            {
-                                'attach_type': handle.attach_type,
-                                'in_use': handle.in_use,
-                                'attach_info': handle.attach_info,
-                            }
-                            for handle in deployable.attach_handles
-                        ],
-                    }
-                    for deployable in device.deployables
-                ],
-            }
-            for device in plan.devices
-        ],
+        'devices': [device.driver_fields() for device in plan.devices],
         'refused': [
             {'name': r.name, 'label': r.label, 'reason': r.reason}
             for r in plan.refusals

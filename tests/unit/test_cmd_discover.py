@@ -142,12 +142,14 @@ class DiscoverCommandTest(base.TestCase):
         self.assertEqual(
             {
                 'name',
+                'driver_name',
                 'num_accelerators',
                 'attribute_list',
                 'attach_handle_list',
             },
             set(deployable),
         )
+        self.assertEqual('intel_pmem_driver', deployable['driver_name'])
         self.assertEqual(
             [
                 {'key': 'rc', 'value': 'CUSTOM_PMEM_NAMESPACE_SMALL'},

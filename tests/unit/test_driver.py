@@ -24,9 +24,11 @@ import fixtures
 from oslo_concurrency import processutils
 from stevedore import driver as stevedore_driver
 
+from cyborg_pmem import discovery
 from cyborg_pmem import driver
 from cyborg_pmem import exception
 from cyborg_pmem import ndctl
+from cyborg_pmem.cmd import discover
 from tests.unit import base
 
 CYBORG_KNOWS_PMEM = not driver.missing_pmem_support()
@@ -157,6 +159,17 @@ class DriverTest(base.TestCase):
                 ],
             )
 
+    def test_cli_json_is_what_the_driver_reports(self):
+        # One mapping from the plan: the CLI prints the fields the driver
+        # builds its Cyborg objects from.
+        plan = discovery.Discovery.from_conf(driver.CONF.pmem_devices).run(
+            'compute-0'
+        )
+        self.assertEqual(
+            discover.plan_as_dict(plan)['devices'],
+            [_as_fields(device) for device in _load().discover()],
+        )
+
     def test_discover_is_deterministic(self):
         first = [d.obj_to_primitive() for d in _load().discover()]
         second = [d.obj_to_primitive() for d in _load().discover()]
@@ -170,6 +183,19 @@ class DriverTest(base.TestCase):
         log = self.useFixture(fixtures.FakeLogger(level=logging.WARNING))
         self.assertFalse(_load().update('cpid', '/tmp/fw.bin'))
         self.assertIn('cannot update firmware', log.output)
+
+
+def _as_fields(obj):
+    """A Cyborg driver object's set fields, nested, as plain data."""
+    if isinstance(obj, list):
+        return [_as_fields(item) for item in obj]
+    if not hasattr(obj, 'obj_attr_is_set'):
+        return obj
+    return {
+        name: _as_fields(getattr(obj, name))
+        for name in obj.fields
+        if obj.obj_attr_is_set(name)
+    }
 
 
 class _PmemCyborgTestCase(base.TestCase):
