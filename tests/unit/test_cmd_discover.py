@@ -14,6 +14,7 @@ import io
 import json
 import os
 
+import ddt
 import fixtures
 from oslo_concurrency import processutils
 
@@ -23,6 +24,7 @@ from tests.unit import base
 LISTING = base.fixture_path('driver-listing.json')
 
 
+@ddt.ddt
 class DiscoverCommandTest(base.TestCase):
     def setUp(self):
         super().setUp()
@@ -202,86 +204,63 @@ class DiscoverCommandTest(base.TestCase):
             err.splitlines(),
         )
 
-    def test_errors_exit_2_with_one_line(self):
-        bad_json = os.path.join(self.tmp, 'bad.json')
-        with open(bad_json, 'w') as f:
+    def assertOneLineError(self, code, out, err, expected):
+        self.assertEqual(2, code)
+        self.assertEqual('', out)
+        self.assertEqual(1, len(err.splitlines()), err)
+        self.assertTrue(err.startswith('cyborg-pmem-discover: error: '), err)
+        self.assertIn(expected, err)
+        self.assertNotIn('Traceback', err)
+
+    @ddt.data(
+        # pmem_namespaces, a further [pmem_devices] line, --ndctl-output
+        # (in the test's directory unless absolute), the error's words
+        ('SMALL', '', LISTING, "entry 'SMALL' must have"),
+        ('L:ns0', '', 'bad.json', 'unexpected ndctl list output'),
+        ('L:ns0', '', 'missing', 'cannot read ndctl output'),
+        ('L:ns0', 'ndctl_timeout = x\n', LISTING, 'ndctl_timeout'),
+        (
+            'L:ns0',
+            '',
+            base.fixture_path('no-match.json'),
+            'shows no enabled PMEM region',
+        ),
+    )
+    @ddt.unpack
+    def test_errors_exit_2_with_one_line(
+        self, namespaces, extra, listing, expected
+    ):
+        with open(os.path.join(self.tmp, 'bad.json'), 'w') as f:
             f.write('{"regions": [')
+        code, out, err = self._run(
+            '--config-file',
+            self._conf(namespaces, extra),
+            '--ndctl-output',
+            os.path.join(self.tmp, listing),
+        )
+        self.assertOneLineError(code, out, err, expected)
+
+    def test_missing_config_file_exits_2(self):
+        code, out, err = self._run(
+            '--config-file', os.path.join(self.tmp, 'nope.conf')
+        )
+        self.assertOneLineError(code, out, err, 'nope.conf')
+
+    def test_host_too_long_exits_2(self):
         long_host = os.path.join(self.tmp, 'long-host.conf')
         with open(long_host, 'w') as f:
             f.write('[DEFAULT]\nhost = ' + 'h' * 200 + '\n')
-        cases = [
-            (
-                (
-                    '--config-file',
-                    self._conf('SMALL'),
-                    '--ndctl-output',
-                    LISTING,
-                ),
-                'entry \'SMALL\' must have',
-            ),
-            (
-                (
-                    '--config-file',
-                    self._conf('L:ns0'),
-                    '--ndctl-output',
-                    bad_json,
-                ),
-                'unexpected ndctl list output',
-            ),
-            (
-                (
-                    '--config-file',
-                    self._conf('L:ns0'),
-                    '--ndctl-output',
-                    os.path.join(self.tmp, 'missing'),
-                ),
-                'cannot read ndctl output',
-            ),
-            (
-                ('--config-file', os.path.join(self.tmp, 'nope.conf')),
-                'nope.conf',
-            ),
-            (
-                (
-                    '--config-file',
-                    self._conf('L:ns0', 'ndctl_timeout = x\n'),
-                    '--ndctl-output',
-                    LISTING,
-                ),
-                'ndctl_timeout',
-            ),
-            (
-                (
-                    '--config-file',
-                    self._conf('L:ns0'),
-                    '--ndctl-output',
-                    base.fixture_path('no-match.json'),
-                ),
-                'shows no enabled PMEM region',
-            ),
-            (
-                (
-                    '--config-file',
-                    self._conf('L:ns0'),
-                    '--config-file',
-                    long_host,
-                    '--ndctl-output',
-                    LISTING,
-                ),
-                '[DEFAULT] host is 200 characters',
-            ),
-        ]
-        for argv, expected in cases:
-            with self.subTest(expected=expected):
-                code, out, err = self._run(*argv)
-                self.assertEqual(2, code)
-                self.assertEqual('', out)
-                self.assertEqual(1, len(err.splitlines()), err)
-                self.assertTrue(
-                    err.startswith('cyborg-pmem-discover: error: ')
-                )
-                self.assertIn(expected, err)
-                self.assertNotIn('Traceback', err)
+        code, out, err = self._run(
+            '--config-file',
+            self._conf('L:ns0'),
+            '--config-file',
+            long_host,
+            '--ndctl-output',
+            LISTING,
+        )
+        self.assertOneLineError(
+            code, out, err, '[DEFAULT] host is 200 characters'
+        )
 
     def test_ndctl_failure_is_an_error(self):
         self.mock_execute(side_effect=FileNotFoundError(2, 'no'))
@@ -301,16 +280,16 @@ class DiscoverCommandTest(base.TestCase):
         self.assertIn("WARNING Not offering PMEM namespace 'ns9'", err)
         self.assertIn('INFO PMEM discovery: 2 region(s), 1 reported', err)
 
-    def test_human_bytes(self):
-        cases = {
-            None: '-',
-            512: '512 B',
-            2097152: '2 MiB',
-            1054867456: '1006 MiB',
-            1 << 50: '1024 TiB',
-        }
-        for value, expected in cases.items():
-            self.assertEqual(expected, discover._human_bytes(value))
+    @ddt.data(
+        (None, '-'),
+        (512, '512 B'),
+        (2097152, '2 MiB'),
+        (1054867456, '1006 MiB'),
+        (1 << 50, '1024 TiB'),
+    )
+    @ddt.unpack
+    def test_human_bytes(self, value, expected):
+        self.assertEqual(expected, discover._human_bytes(value))
 
 
 class DiscoverHealthTest(base.TestCase):

@@ -20,6 +20,7 @@ from unittest import mock
 from cyborg.accelerator.drivers import driver as cyborg_generic
 from cyborg.common import constants
 import cyborg.conf  # noqa: F401 - registers [DEFAULT] host, as in the agent
+import ddt
 import fixtures
 from oslo_concurrency import processutils
 from stevedore import driver as stevedore_driver
@@ -218,6 +219,7 @@ class _PmemCyborgTestCase(base.TestCase):
         )
 
 
+@ddt.ddt
 class CleanupAttachHandleTest(_PmemCyborgTestCase):
     """The contract with the contrib/cyborg patch: the agent calls
     ``cleanup_attach_handle(attach_type, attach_info)`` on unbind and marks
@@ -258,11 +260,9 @@ class CleanupAttachHandleTest(_PmemCyborgTestCase):
         self.assertEqual(80, daxio_call.kwargs['timeout'])
         self.device.assert_called_once_with('/dev/dax1.0')
 
-    def test_ignores_other_attach_types(self):
-        for attach_type in ('PCI', 'MDEV', 'TEST_PCI'):
-            self.assertIsNone(
-                self.driver.cleanup_attach_handle(attach_type, '{}')
-            )
+    @ddt.data('PCI', 'MDEV', 'TEST_PCI')
+    def test_ignores_other_attach_types(self, attach_type):
+        self.assertIsNone(self.driver.cleanup_attach_handle(attach_type, '{}'))
         self.execute.assert_not_called()
 
     def test_refusal_raises_so_the_handle_stays_in_use(self):

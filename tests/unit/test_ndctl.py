@@ -15,6 +15,7 @@ import signal
 import subprocess
 from unittest import mock
 
+import ddt
 from oslo_concurrency import processutils
 
 from cyborg_pmem import exception
@@ -47,6 +48,7 @@ class GuardTest(base.TestCase):
         self.assertRaises(base.RealCommandError, ndctl.run_list, 'ndctl', 5)
 
 
+@ddt.ddt
 class RunListTest(base.TestCase):
     def setUp(self):
         super().setUp()
@@ -110,19 +112,16 @@ class RunListTest(base.TestCase):
         )
         self.assertIn('(no error output)', str(err))
 
-    def test_killed_by_signal(self):
-        for code, name in (
-            (-9, 'killed by SIGKILL'),
-            (-99, 'killed by signal 99'),
-        ):
-            with self.subTest(code=code):
-                self.execute.side_effect = processutils.ProcessExecutionError(
-                    exit_code=code
-                )
-                err = self.assertRaises(
-                    exception.NdctlFailed, ndctl.run_list, 'ndctl', 30
-                )
-                self.assertIn(f'failed ({name})', str(err))
+    @ddt.data((-9, 'killed by SIGKILL'), (-99, 'killed by signal 99'))
+    @ddt.unpack
+    def test_killed_by_signal(self, code, name):
+        self.execute.side_effect = processutils.ProcessExecutionError(
+            exit_code=code
+        )
+        err = self.assertRaises(
+            exception.NdctlFailed, ndctl.run_list, 'ndctl', 30
+        )
+        self.assertIn(f'failed ({name})', str(err))
 
     @mock.patch('os.killpg', autospec=True)
     def test_timeout_kills_and_reaps_the_group(self, killpg):

@@ -13,6 +13,8 @@
 import dataclasses
 import json
 
+import ddt
+
 from cyborg_pmem import exception
 from cyborg_pmem import inventory
 from cyborg_pmem import labels
@@ -51,6 +53,7 @@ def _reasons(result):
     return {r.name: r.reason for r in result.refusals}
 
 
+@ddt.ddt
 class DefaultScenarioTest(base.TestCase):
     def test_spec_model(self):
         result = _plan('SMALL:ns0|ns1,LARGE:ns3')
@@ -114,45 +117,45 @@ class DefaultScenarioTest(base.TestCase):
                         ('PMEM', False), (handle.attach_type, handle.in_use)
                     )
 
-    def test_attach_info_escapes_and_edge_values(self):
-        # Written out, not computed: the conductor matches handles by
-        # attach_info, so any change to these bytes deletes and re-creates
-        # every handle on upgrade. The fields hold what the inventory
-        # guarantees: str or None, int (never bool) or None.
-        for fields, expected in (
-            (
-                {},
-                '{"dev":"namespace0.0","devpath":"/dev/dax0.0",'
-                '"label":"L\\u00e0"}',
-            ),
-            (
-                {'name': 'n\u00e9"\\\x01\U0001f600', 'uuid': 'u'},
-                '{"dev":"namespace0.0","devpath":"/dev/dax0.0",'
-                '"label":"L\\u00e0",'
-                '"name":"n\\u00e9\\"\\\\\\u0001\\ud83d\\ude00",'
-                '"uuid":"u"}',
-            ),
-            (
-                {'size': 2**70, 'align': -1, 'numa_node': 0, 'name': ''},
-                '{"align":-1,"dev":"namespace0.0","devpath":"/dev/dax0.0",'
-                '"label":"L\\u00e0","name":"","numa_node":0,'
-                '"size":1180591620717411303424}',
-            ),
-            (
-                {'size': 0, 'align': 0, 'numa_node': 7, 'uuid': ''},
-                '{"align":0,"dev":"namespace0.0","devpath":"/dev/dax0.0",'
-                '"label":"L\\u00e0","numa_node":7,"size":0,"uuid":""}',
-            ),
-        ):
-            with self.subTest(fields=fields):
-                ns = inventory.Namespace(
-                    dev='namespace0.0',
-                    region='region0',
-                    mode='devdax',
-                    chardev='dax0.0',
-                    **fields,
-                )
-                self.assertEqual(expected, planner.attach_info(ns, 'L\u00e0'))
+    # Written out, not computed: the conductor matches handles by
+    # attach_info, so any change to these bytes deletes and re-creates
+    # every handle on upgrade. The fields hold what the inventory
+    # guarantees: str or None, int (never bool) or None.
+    @ddt.data(
+        (
+            {},
+            '{"dev":"namespace0.0","devpath":"/dev/dax0.0",'
+            '"label":"L\\u00e0"}',
+        ),
+        (
+            {'name': 'n\u00e9"\\\x01\U0001f600', 'uuid': 'u'},
+            '{"dev":"namespace0.0","devpath":"/dev/dax0.0",'
+            '"label":"L\\u00e0",'
+            '"name":"n\\u00e9\\"\\\\\\u0001\\ud83d\\ude00",'
+            '"uuid":"u"}',
+        ),
+        (
+            {'size': 2**70, 'align': -1, 'numa_node': 0, 'name': ''},
+            '{"align":-1,"dev":"namespace0.0","devpath":"/dev/dax0.0",'
+            '"label":"L\\u00e0","name":"","numa_node":0,'
+            '"size":1180591620717411303424}',
+        ),
+        (
+            {'size': 0, 'align': 0, 'numa_node': 7, 'uuid': ''},
+            '{"align":0,"dev":"namespace0.0","devpath":"/dev/dax0.0",'
+            '"label":"L\\u00e0","numa_node":7,"size":0,"uuid":""}',
+        ),
+    )
+    @ddt.unpack
+    def test_attach_info_escapes_and_edge_values(self, fields, expected):
+        ns = inventory.Namespace(
+            dev='namespace0.0',
+            region='region0',
+            mode='devdax',
+            chardev='dax0.0',
+            **fields,
+        )
+        self.assertEqual(expected, planner.attach_info(ns, 'L\u00e0'))
 
     def test_board_info(self):
         (device,) = _plan('SMALL:ns0').devices
@@ -207,6 +210,7 @@ class DefaultScenarioTest(base.TestCase):
         self.assertEqual(planner.Plan(), _plan([], listing=''))
 
 
+@ddt.ddt
 class FailureRulesTest(base.TestCase):
     def test_host_name_too_long_for_placement_raises(self):
         config = 'SMALL:ns0|ns1,LARGE:ns3'
@@ -243,18 +247,14 @@ class FailureRulesTest(base.TestCase):
             str(err),
         )
 
-    def test_no_region_while_configured_raises(self):
-        for listing in (
-            '',
-            '[]',
-            '{"dimms": []}',
-            base.fixture_text('dimms-health.json'),
-        ):
-            with self.subTest(listing=listing[:20]):
-                err = self.assertRaises(
-                    exception.NvdimmStackDown, _plan, 'L:ns0|ns1', listing
-                )
-                self.assertIn('names 2 namespace(s)', str(err))
+    @ddt.data('', '[]', '{"dimms": []}', 'dimms-health.json')
+    def test_no_region_while_configured_raises(self, listing):
+        if listing.endswith('.json'):
+            listing = base.fixture_text(listing)
+        err = self.assertRaises(
+            exception.NvdimmStackDown, _plan, 'L:ns0|ns1', listing
+        )
+        self.assertIn('names 2 namespace(s)', str(err))
 
     def test_every_region_disabled_while_configured_raises(self):
         # "ndctl disable-region all": the regions still show (--idle),
@@ -449,6 +449,7 @@ def _rig_handles(numa):
     )
 
 
+@ddt.ddt
 class AttachInfoPinTest(base.TestCase):
     """attach_info of every saved listing, byte for byte.
 
@@ -470,22 +471,20 @@ class AttachInfoPinTest(base.TestCase):
         'single-human.json': _rig_handles(numa=False)[1:2],
     }
 
-    def test_every_listing(self):
-        for fixture, expected in self.PINNED.items():
-            with self.subTest(fixture=fixture):
-                listing = base.fixture_text(fixture)
-                inv = inventory.parse_listing(listing)
-                names = tuple(ns.name for ns in inv.namespaces if ns.name)
-                result = planner.plan(inv, {'PIN': names}, HOST)
-                self.assertEqual(
-                    expected,
-                    tuple(
-                        handle.attach_info
-                        for device in result.devices
-                        for dep in device.deployables
-                        for handle in dep.attach_handles
-                    ),
-                )
+    @ddt.data(*PINNED)
+    def test_every_listing(self, fixture):
+        inv = inventory.parse_listing(base.fixture_text(fixture))
+        names = tuple(ns.name for ns in inv.namespaces if ns.name)
+        result = planner.plan(inv, {'PIN': names}, HOST)
+        self.assertEqual(
+            self.PINNED[fixture],
+            tuple(
+                handle.attach_info
+                for device in result.devices
+                for dep in device.deployables
+                for handle in dep.attach_handles
+            ),
+        )
 
     def test_the_form_is_literal(self):
         # The helper above must not hide the bytes: one written out.
