@@ -558,20 +558,13 @@ def ndctl_output(listing=None, error=None):
 
 @contextlib.contextmanager
 def scrub_boundary():
-    """Stand in for the privileged namespace wipe, if the driver has one.
+    """Stand in for the privileged namespace wipe; yield its mock.
 
-    On unbind the agent calls the driver's ``cleanup_attach_handle``.
-    Cyborg's default does nothing; a driver that zeroes the namespace does
-    it through its privsep helper (``cyborg_pmem.privsep.zero_devdax``,
-    which runs daxio on a real /dev/daxN.M): that call is replaced, with
-    autospec, and the mock yielded. Yields None when the driver keeps
-    Cyborg's default.
+    On unbind the agent calls the driver's ``cleanup_attach_handle``,
+    which zeroes the namespace through its privsep helper
+    (``cyborg_pmem.privsep.zero_devdax``, which runs daxio on a real
+    /dev/daxN.M): that call is replaced, with autospec.
     """
-    from cyborg_pmem import driver
-
-    if 'cleanup_attach_handle' not in vars(driver.IntelPMEMDriver):
-        yield None
-        return
     from cyborg_pmem import privsep
 
     with mock.patch.object(privsep, 'zero_devdax', autospec=True) as zero:

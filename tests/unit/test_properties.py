@@ -476,8 +476,8 @@ class PropertyTestCase(base.TestCase):
             self.assertIsInstance(ns.enabled, bool)
             for number in (ns.size, ns.align, ns.numa_node):
                 self.assertIn(type(number), (int, type(None)))
-            if ns.numa_node is not None:
-                self.assertGreaterEqual(ns.numa_node, 0)
+            # None where the kernel reports none (-1), else a node.
+            self.assertTrue(ns.numa_node is None or ns.numa_node >= 0)
             for text in (ns.name, ns.mode, ns.uuid, ns.chardev, ns.dax_mode):
                 if text is not None:
                     # Printable by the CLI on a UTF-8 terminal.
