@@ -34,6 +34,7 @@ from oslotest import base
 from cyborg_pmem import discovery
 from cyborg_pmem import exception
 from cyborg_pmem import ndctl
+from cyborg_pmem import runner
 from tests import fixtures as ndctl_fixtures
 
 CONFIG = 'SMALL:ns0|ns1,LARGE:ns3'
@@ -69,21 +70,22 @@ def children_of(ppid):
 
 
 class FakeNdctl(fixtures.Fixture):
-    """An executable ``ndctl`` first on PATH.
+    """An executable ``ndctl`` (or ``name``) first on PATH.
 
     The script records its pid (and the pids of what it starts) in
     ``pids``, one per line, so the test can check they are all gone.
     """
 
-    def __init__(self, body, sh=False, executable=True):
+    def __init__(self, body, sh=False, executable=True, name='ndctl'):
         super().__init__()
         self.body = body
         self.sh = sh
         self.executable = executable
+        self.name = name
 
     def _setUp(self):
         self.dir = self.useFixture(fixtures.TempDir()).path
-        self.path = os.path.join(self.dir, 'ndctl')
+        self.path = os.path.join(self.dir, self.name)
         self.pids = os.path.join(self.dir, 'pids')
         if self.sh:
             header = f'#!/bin/sh\necho $$ >> {self.pids}\n'
@@ -330,7 +332,7 @@ class TimeoutTest(FaultTestCase):
             sh=True,
         )
         self.addCleanup(self._kill_escaped, fake)
-        self.assertTimesOut(within=ndctl.REAP_TIMEOUT + 4)
+        self.assertTimesOut(within=runner.REAP_TIMEOUT + 4)
         wrapper = fake.started()[0]
         self.assertIsNone(proc_state(wrapper))
 

@@ -28,7 +28,7 @@ from stevedore import driver as stevedore_driver
 from cyborg_pmem import discovery
 from cyborg_pmem import driver
 from cyborg_pmem import exception
-from cyborg_pmem import ndctl
+from cyborg_pmem import runner
 from cyborg_pmem.cmd import discover
 from tests.unit import base
 
@@ -318,7 +318,7 @@ class GetStatsTest(_PmemCyborgTestCase):
             '--health',
             timeout=30,
             on_execute=mock.ANY,
-            preexec_fn=ndctl._own_process_group,
+            preexec_fn=runner.own_process_group,
         )
         self.assertTrue(stats['health_available'])
         self.assertEqual('ok', stats['dimms']['nmem0']['health_state'])

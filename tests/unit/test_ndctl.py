@@ -20,6 +20,7 @@ from oslo_concurrency import processutils
 
 from cyborg_pmem import exception
 from cyborg_pmem import ndctl
+from cyborg_pmem import runner
 from tests.unit import base
 
 # Taken before the test base's guard replaces it, for autospec only.
@@ -61,7 +62,7 @@ class RunListTest(base.TestCase):
             *ARGV,
             timeout=7,
             on_execute=mock.ANY,
-            preexec_fn=ndctl._own_process_group,
+            preexec_fn=runner.own_process_group,
         )
 
     def test_configured_path(self):
@@ -139,7 +140,7 @@ class RunListTest(base.TestCase):
             exception.NdctlTimeout, ndctl.run_list, 'ndctl', 3
         )
         killpg.assert_called_once_with(4242, signal.SIGKILL)
-        child.communicate.assert_called_once_with(timeout=ndctl.REAP_TIMEOUT)
+        child.communicate.assert_called_once_with(timeout=runner.REAP_TIMEOUT)
         self.assertEqual(
             ' '.join(ARGV) + ' did not finish within 3 s and '
             'was killed ([pmem_devices] ndctl_timeout)',

@@ -15,6 +15,7 @@ os-vif's tests do) with daxio and the device node faked at the boundary."""
 
 import errno
 import os
+import signal
 import stat
 import subprocess
 from unittest import mock
@@ -26,6 +27,7 @@ from oslo_privsep import capabilities
 
 from cyborg_pmem import exception
 from cyborg_pmem import privsep
+from cyborg_pmem import runner
 from tests.unit import base
 
 POPEN = subprocess.Popen
@@ -260,8 +262,13 @@ class ZeroDevdaxTest(PrivsepTestCase):
             'not started: Exception occurred in preexec_fn', str(err)
         )
 
-    def test_timeout_kills_and_reaps_daxio(self):
+    @mock.patch('os.killpg', autospec=True)
+    def test_timeout_kills_and_reaps_daxio(self, killpg):
+        # The same runner as ndctl's: the group is killed, and the reap
+        # is bounded (tests/fault proves it on a real daxio stand-in).
         child = mock.create_autospec(POPEN, instance=True)
+        child.pid = 4343
+        child.returncode = None
 
         def hang(*args, on_execute, **kwargs):
             on_execute(child)
@@ -271,13 +278,26 @@ class ZeroDevdaxTest(PrivsepTestCase):
         err = self.assertRaises(
             exception.ScrubTimeout, privsep.zero_devdax, '/dev/dax0.0', 12
         )
-        child.kill.assert_called_once_with()
-        child.communicate.assert_called_once_with()
+        killpg.assert_called_once_with(4343, signal.SIGKILL)
+        child.communicate.assert_called_once_with(timeout=runner.REAP_TIMEOUT)
         self.assertEqual(
             'zeroing /dev/dax0.0 did not finish within 12 s and was killed '
             '([pmem_devices] scrub_timeout_base, scrub_seconds_per_gib)',
             str(err),
         )
+
+    @mock.patch('os.setpgrp', autospec=True)
+    def test_daxio_gets_a_group_of_its_own_and_no_new_privs(self, setpgrp):
+        prctl = mock.Mock(return_value=0)
+        with mock.patch('ctypes.CDLL', autospec=True) as cdll:
+            cdll.return_value.prctl = prctl
+            privsep.zero_devdax('/dev/dax0.0', 70)
+        child_setup = self.execute.call_args.kwargs['preexec_fn']
+        setpgrp.assert_not_called()  # runs in the child, after the fork
+        prctl.assert_not_called()
+        child_setup()
+        setpgrp.assert_called_once_with()
+        prctl.assert_called_once_with(38, 1, 0, 0, 0)
 
     def test_no_new_privs_hook_calls_prctl(self):
         prctl = mock.Mock(return_value=0)
