@@ -74,6 +74,13 @@ class IntelPMEMDriver(cyborg_driver.GenericDriver):
             raise exception.CyborgLacksPmem(missing=', '.join(missing))
         conf.register_opts(CONF)
         self._discovery = discovery.Discovery.from_conf(CONF.pmem_devices)
+        if not self._discovery.labels:
+            # Valid (an empty option offers nothing), but most likely the
+            # option was forgotten or is in another file.
+            LOG.warning(
+                '[pmem_devices] pmem_namespaces is not set: '
+                'intel_pmem_driver offers no PMEM namespace'
+            )
 
     def discover(self):
         plan = self._discovery.run(_hostname())

@@ -18,9 +18,12 @@ lenient: any configured namespace that cannot be offered makes it exit 1,
 so a dry run before enabling the driver shows every problem.
 
 Exit status: 0 all configured namespaces offered, 1 some refused,
-2 the configuration or ndctl failed. ``--health`` adds DIMM and region
-health; unavailable health is one stderr line and never changes the exit
-status.
+2 a usage error, a configuration that names no namespace, or the
+configuration or ndctl failed; each error is one stderr line. ``--health``
+adds DIMM and region health; unavailable health is one stderr line and
+never changes the exit status. With a saved listing (``--ndctl-output``)
+health must come from a saved health listing too (``--health-output``):
+this host's health next to another listing would describe another host.
 """
 
 import json
@@ -34,8 +37,10 @@ from cyborg_pmem import discovery
 from cyborg_pmem import exception
 from cyborg_pmem.cmd import common
 
+PROG = 'cyborg-pmem-discover'
 EXIT_REFUSED = 1
 EXIT_ERROR = 2
+FORMATS = ('table', 'json')
 
 CLI_OPTS = [
     cfg.StrOpt(
@@ -44,17 +49,19 @@ CLI_OPTS = [
         help='Read a saved "ndctl list" output from FILE ("-" for stdin) '
         'instead of running ndctl.',
     ),
+    # Checked by run(), not by oslo.config's choices: a bad value must be
+    # a usage error like any other (exit 2, one line).
     cfg.StrOpt(
         'format',
         default='table',
-        choices=['table', 'json'],
-        help='Output format.',
+        help='Output format: table or json.',
     ),
     cfg.BoolOpt(
         'health',
         default=False,
         help='Also show DIMM and region health (one "ndctl list --dimms '
-        '--regions --health" call; it needs root).',
+        '--regions --health" call; it needs root). With --ndctl-output, '
+        'give --health-output too.',
     ),
     cfg.StrOpt(
         'health-output',
@@ -229,12 +236,31 @@ def _read_listing(path):
         ) from None
 
 
+def _check_usage(config):
+    if config.format not in FORMATS:
+        raise common.UsageError(
+            f'argument --format: invalid choice {config.format!r} (choose '
+            f'from {", ".join(FORMATS)})'
+        )
+    if (
+        config.health
+        and config.ndctl_output is not None
+        and config.health_output is None
+    ):
+        raise common.UsageError(
+            '--health with --ndctl-output would show the health of this '
+            'host next to a saved listing; give the saved health listing '
+            'with --health-output FILE ("ndctl list --dimms --regions '
+            '--health"), or leave out --ndctl-output'
+        )
+
+
 def _discover(config, stderr):
     with common.driver_log(stderr, config.debug):
+        pmem = discovery.Discovery.from_conf(config.pmem_devices)
+        common.check_configured(config, pmem.labels)
         listing = _read_listing(config.ndctl_output)
-        return discovery.Discovery.from_conf(config.pmem_devices).run(
-            config.host, listing=listing
-        )
+        return pmem.run(config.host, listing=listing)
 
 
 def run(argv, stdout, stderr):
@@ -250,11 +276,14 @@ def run(argv, stdout, stderr):
         )
     )
     # Read cyborg.conf as the agent does; only our options matter here.
+    # argparse's own usage errors (an unknown flag, a missing value) exit
+    # 2 with its usage text and a "cyborg-pmem-discover: error:" line.
     try:
-        config(argv, project='cyborg', prog='cyborg-pmem-discover')
+        config(argv, project='cyborg', prog=PROG)
+        _check_usage(config)
         result = _discover(config, stderr)
-    except (exception.PmemError, cfg.Error) as err:
-        print(f'cyborg-pmem-discover: error: {err}', file=stderr)
+    except (common.UsageError, exception.PmemError, cfg.Error) as err:
+        print(f'{PROG}: error: {err}', file=stderr)
         return EXIT_ERROR
     # Discovery has succeeded by now: health comes after and cannot fail it.
     stats = None
@@ -271,9 +300,9 @@ def run(argv, stdout, stderr):
         if stats is not None:
             stdout.write('\n' + format_health(stats) + '\n')
     if stats is not None and stats['message']:
-        print(f'cyborg-pmem-discover: health: {stats["message"]}', file=stderr)
+        print(f'{PROG}: health: {stats["message"]}', file=stderr)
     for refusal in result.refusals:
-        print(f'cyborg-pmem-discover: refused {refusal}', file=stderr)
+        print(f'{PROG}: refused {refusal}', file=stderr)
     return EXIT_REFUSED if result.refusals else 0
 
 

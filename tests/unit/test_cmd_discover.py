@@ -22,6 +22,11 @@ from cyborg_pmem.cmd import discover
 from tests.unit import base
 
 LISTING = base.fixture_path('driver-listing.json')
+SAMPLE_HOST = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+    'etc',
+    'sample-host',
+)
 
 
 @ddt.ddt
@@ -262,6 +267,114 @@ class DiscoverCommandTest(base.TestCase):
             code, out, err, '[DEFAULT] host is 200 characters'
         )
 
+    def _main(self, *argv):
+        """The installed command: main() with this argv; (exit status,
+        stdout, stderr). argparse writes its usage errors to sys.stderr."""
+        stdout = self.useFixture(
+            fixtures.MonkeyPatch('sys.stdout', io.StringIO())
+        ).new_value
+        stderr = self.useFixture(
+            fixtures.MonkeyPatch('sys.stderr', io.StringIO())
+        ).new_value
+        self.useFixture(
+            fixtures.MonkeyPatch('sys.argv', ['cyborg-pmem-discover', *argv])
+        )
+        err = self.assertRaises(SystemExit, discover.main)
+        return err.code, stdout.getvalue(), stderr.getvalue()
+
+    @ddt.data(
+        (
+            ('--format', 'yaml'),
+            "argument --format: invalid choice 'yaml' (choose from table, "
+            'json)',
+        ),
+        (('--bogus',), 'unrecognized arguments: --bogus'),
+        (('--format',), 'argument --format: expected one argument'),
+        (('--ndctl-output',), 'argument --ndctl-output: expected one'),
+        (('extra',), 'unrecognized arguments: extra'),
+    )
+    @ddt.unpack
+    def test_usage_errors_exit_2_with_the_program_name(self, argv, expected):
+        execute = self.mock_execute()
+        code, out, err = self._main(
+            '--config-file',
+            self._conf('SMALL:ns0'),
+            '--ndctl-output',
+            LISTING,
+            *argv,
+        )
+        self.assertEqual((2, ''), (code, out))
+        # argparse shows its usage first; the error is the last line.
+        last = err.splitlines()[-1]
+        self.assertTrue(last.startswith('cyborg-pmem-discover: error: '), err)
+        self.assertIn(expected, last)
+        self.assertNotIn('Traceback', err)
+        execute.assert_not_called()
+
+    def test_format_is_checked_before_anything_runs(self):
+        execute = self.mock_execute()
+        code, out, err = self._main(
+            '--config-file', self._conf('SMALL:ns0'), '--format', 'yaml'
+        )
+        self.assertEqual(
+            (
+                2,
+                '',
+                "cyborg-pmem-discover: error: argument --format: invalid "
+                "choice 'yaml' (choose from table, json)\n",
+            ),
+            (code, out, err),
+        )
+        execute.assert_not_called()
+
+    @ddt.data(
+        '[DEFAULT]\nhost = compute-0\n',
+        '[pmem_devices]\n',
+        '[pmem_devices]\npmem_namespaces =\n',
+        '',
+    )
+    def test_nothing_configured_exits_2(self, text):
+        path = os.path.join(self.tmp, 'empty.conf')
+        with open(path, 'w') as f:
+            f.write(text)
+        execute = self.mock_execute()
+        code, out, err = self._main('--config-file', path)
+        self.assertEqual(
+            (
+                2,
+                '',
+                'cyborg-pmem-discover: error: [pmem_devices] '
+                f'pmem_namespaces: not set in {path}: intel_pmem_driver '
+                'would offer nothing\n',
+            ),
+            (code, out, err),
+        )
+        execute.assert_not_called()
+
+    def test_no_config_file_found_exits_2(self):
+        # Where oslo.config looks for cyborg.conf (~/.cyborg, ~, /etc/cyborg,
+        # /etc): found nowhere.
+        for finder in ('find_config_files', 'find_config_dirs'):
+            self.useFixture(
+                fixtures.MockPatch(
+                    f'oslo_config.cfg.{finder}', autospec=True, return_value=[]
+                )
+            )
+        execute = self.mock_execute()
+        code, out, err = self._main('--ndctl-output', LISTING)
+        self.assertEqual(
+            (
+                2,
+                '',
+                'cyborg-pmem-discover: error: [pmem_devices] '
+                'pmem_namespaces: not set, and no configuration file was '
+                'found (pass --config-file, e.g. /etc/cyborg/cyborg.conf): '
+                'intel_pmem_driver would offer nothing\n',
+            ),
+            (code, out, err),
+        )
+        execute.assert_not_called()
+
     def test_ndctl_failure_is_an_error(self):
         self.mock_execute(side_effect=FileNotFoundError(2, 'no'))
         code, out, err = self._run('--config-file', self._conf('L:ns0'))
@@ -304,17 +417,16 @@ class DiscoverHealthTest(base.TestCase):
 
     def test_health_table_from_one_live_call(self):
         execute = self.mock_execute(
-            return_value=(base.fixture_text(os.path.basename(self.HEALTH)), '')
+            side_effect=[
+                (base.fixture_text('driver-listing.json'), ''),
+                (base.fixture_text(os.path.basename(self.HEALTH)), ''),
+            ]
         )
         code, out, err = self._run(
-            '--config-file',
-            self._conf('SMALL:ns0|ns1'),
-            '--ndctl-output',
-            LISTING,
-            '--health',
+            '--config-file', self._conf('SMALL:ns0|ns1'), '--health'
         )
         self.assertEqual((0, ''), (code, err))
-        execute.assert_called_once()
+        self.assertEqual(2, execute.call_count)  # the listing, then health
         self.assertEqual(
             ('ndctl', 'list', '--dimms', '--regions', '--health'),
             execute.call_args.args,
@@ -343,16 +455,15 @@ class DiscoverHealthTest(base.TestCase):
 
     def test_health_unavailable_is_one_line_and_keeps_exit_status(self):
         self.mock_execute(
-            side_effect=processutils.ProcessExecutionError(
-                exit_code=1, stderr='open /dev/nmem0: Permission denied'
-            )
+            side_effect=[
+                (base.fixture_text('driver-listing.json'), ''),
+                processutils.ProcessExecutionError(
+                    exit_code=1, stderr='open /dev/nmem0: Permission denied'
+                ),
+            ]
         )
         code, out, err = self._run(
-            '--config-file',
-            self._conf('SMALL:ns0|ns1'),
-            '--ndctl-output',
-            LISTING,
-            '--health',
+            '--config-file', self._conf('SMALL:ns0|ns1'), '--health'
         )
         self.assertEqual(0, code)
         self.assertIn('/dev/dax0.0', out)  # discovery still shown
@@ -410,6 +521,60 @@ class DiscoverHealthTest(base.TestCase):
         )
         self.assertEqual(0, code)
         self.assertIn('health: cannot read ndctl output', err)
+
+    def test_health_of_a_saved_listing_needs_a_saved_health_listing(self):
+        # This host's health next to another host's listing would mislead:
+        # a usage error, and nothing is run.
+        execute = self.mock_execute()
+        code, out, err = self._run(
+            '--config-file',
+            self._conf('SMALL:ns0|ns1'),
+            '--ndctl-output',
+            LISTING,
+            '--health',
+        )
+        self.assertEqual((2, ''), (code, out))
+        self.assertEqual(
+            'cyborg-pmem-discover: error: --health with --ndctl-output '
+            'would show the health of this host next to a saved listing; '
+            'give the saved health listing with --health-output FILE '
+            '("ndctl list --dimms --regions --health"), or leave out '
+            '--ndctl-output\n',
+            err,
+        )
+        execute.assert_not_called()
+
+    def test_sample_host_with_its_health(self):
+        # What tox -e demo shows: the sample host and its saved health
+        # listing, two emulated NVDIMMs that have no health to read.
+        code, out, err = self._run(
+            '--config-file',
+            os.path.join(SAMPLE_HOST, 'cyborg.conf'),
+            '--ndctl-output',
+            os.path.join(SAMPLE_HOST, 'ndctl-list.json'),
+            '--health-output',
+            os.path.join(SAMPLE_HOST, 'ndctl-health.json'),
+        )
+        self.assertEqual(0, code)
+        self.assertEqual(
+            [
+                'DIMM   Region   Health  Temp C  Spares %  Life used %  '
+                'Shutdown  Shutdowns',
+                'nmem0  region0  -       -       -         -            '
+                '-         -',
+                'nmem1  region1  -       -       -         -            '
+                '-         -',
+                '  region0: unknown (nmem0)',
+                '  region1: unknown (nmem1)',
+            ],
+            out.split('\n\n')[-1].splitlines(),
+        )
+        self.assertEqual(
+            'cyborg-pmem-discover: health: ndctl shows no DIMM health: '
+            'reading it needs root (/dev/nmemN), and emulated NVDIMMs have '
+            'none\n',
+            err,
+        )
 
     def test_discovery_failure_is_not_hidden_by_health(self):
         self.mock_execute(side_effect=FileNotFoundError(2, 'no'))

@@ -142,13 +142,42 @@ class ScrubCommandTest(base.TestCase):
             err,
         )
 
-    def test_usage_errors_exit_2(self):
-        # argparse prints usage and its one-line error itself.
-        self.useFixture(fixtures.MonkeyPatch('sys.stderr', io.StringIO()))
+    @ddt.data(
+        ((), 'the following arguments are required: NAME'),
+        (('ns0', '--bogus'), 'unrecognized arguments: --bogus'),
+        (('ns0', 'ns1'), 'unrecognized arguments: ns1'),
+    )
+    @ddt.unpack
+    def test_usage_errors_exit_2(self, argv, expected):
+        # argparse prints its usage, then "PROG: error: ..." last.
+        stderr = self.useFixture(
+            fixtures.MonkeyPatch('sys.stderr', io.StringIO())
+        ).new_value
         err = self.assertRaises(
-            SystemExit, self._run, '--config-file', self.conf
+            SystemExit, self._run, '--config-file', self.conf, *argv
         )
         self.assertEqual(2, err.code)
+        self.assertEqual(
+            f'cyborg-pmem-scrub: error: {expected}',
+            stderr.getvalue().splitlines()[-1],
+        )
+        self.execute.assert_not_called()
+
+    def test_nothing_configured_exits_2(self):
+        with open(self.conf, 'w') as f:
+            f.write('[pmem_devices]\ndaxio_path = /usr/bin/daxio\n')
+        code, out, err = self._run('--config-file', self.conf, 'ns0')
+        self.assertEqual(
+            (
+                2,
+                '',
+                'cyborg-pmem-scrub: error: [pmem_devices] pmem_namespaces: '
+                f'not set in {self.conf}: intel_pmem_driver would offer '
+                'nothing\n',
+            ),
+            (code, out, err),
+        )
+        self.execute.assert_not_called()
 
     def test_bad_configuration_exits_2(self):
         with open(self.conf, 'w') as f:

@@ -219,6 +219,27 @@ class _PmemCyborgTestCase(base.TestCase):
         )
 
 
+class LoadTest(_PmemCyborgTestCase):
+    def test_nothing_configured_loads_with_a_warning(self):
+        # An empty option offers nothing, by design; it is most likely
+        # forgotten, so the agent's log says so once, at load.
+        self.config.config(pmem_namespaces=[], group='pmem_devices')
+        log = self.useFixture(fixtures.FakeLogger(level=logging.WARNING))
+        pmem_driver = _load()
+        self.assertEqual(
+            '[pmem_devices] pmem_namespaces is not set: intel_pmem_driver '
+            'offers no PMEM namespace\n',
+            log.output,
+        )
+        self.execute.return_value = ('', '')
+        self.assertEqual([], pmem_driver.discover())
+
+    def test_configured_loads_without_a_warning(self):
+        log = self.useFixture(fixtures.FakeLogger(level=logging.WARNING))
+        _load()
+        self.assertEqual('', log.output)
+
+
 @ddt.ddt
 class CleanupAttachHandleTest(_PmemCyborgTestCase):
     """The contract with the contrib/cyborg patch: the agent calls
