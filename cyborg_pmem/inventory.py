@@ -301,11 +301,17 @@ class _Reader:
             region = f'region{match.group(1)}'
         mode = _str(obj, 'mode')
         chardev = _str(obj, 'chardev')
+        align = _int(obj, 'align')
         dax_mode = None
         daxregion = obj.get('daxregion')
         if daxregion is not None:
             try:
-                chardev, dax_mode = _dax_device(_dict(daxregion), chardev)
+                daxregion = _dict(daxregion)
+                chardev, dax_mode = _dax_device(daxregion, chardev)
+                if align is None:
+                    # ndctl before v64 prints a devdax namespace's
+                    # alignment only in its daxregion.
+                    align = _int(daxregion, 'align')
             except _Malformed as err:
                 err.under('daxregion')
                 raise
@@ -323,7 +329,7 @@ class _Reader:
                 enabled=_str(obj, 'state') != 'disabled',
                 size=_int(obj, 'size'),
                 uuid=_str(obj, 'uuid'),
-                align=_int(obj, 'align'),
+                align=align,
                 chardev=chardev,
                 dax_mode=dax_mode,
                 numa_node=numa_node,

@@ -45,6 +45,8 @@ MAX_ATTACH_INFO_LENGTH = 255
 # Placement limits to 200 characters (Cyborg's own column allows 255).
 MAX_PROVIDER_NAME_LENGTH = 200
 PREFIX = labels_mod.RESOURCE_CLASS_PREFIX
+# How many configured names an error lists before "and N more".
+SHOWN_NAMES = 5
 _VENDOR_IN_DIMM_ID = re.compile(r'^([0-9a-fA-F]{4})-')
 
 
@@ -273,9 +275,19 @@ def _check_some_region_enabled(inventory, labels):
     region is enabled, each configured namespace would look gone, and an
     empty report would delete every device.
     """
-    configured = sum(len(names) for names in labels.values())
+    configured = [name for names in labels.values() for name in names]
     if configured and not any(r.enabled for r in inventory.regions):
-        raise exception.NvdimmStackDown(count=configured)
+        raise exception.NvdimmStackDown(
+            count=len(configured), names=shortened(configured)
+        )
+
+
+def shortened(names, shown=SHOWN_NAMES):
+    """``a, b, c`` or, past ``shown`` names, ``a, b, c and 9 more``: a
+    host may configure hundreds, and an error stays one readable line."""
+    if len(names) <= shown:
+        return ', '.join(names)
+    return f'{", ".join(names[:shown])} and {len(names) - shown} more'
 
 
 def _offer(inventory, labels):

@@ -117,6 +117,22 @@ class DiscoverCommandTest(base.TestCase):
             r'CUSTOM_PMEM_NAMESPACE_SMALL x 2',
         )
 
+    def test_old_ndctl_listing(self):
+        # ndctl v61 prints align only in the daxregion: the table (and
+        # attach_info, which Nova's <alignsize> needs) still has it.
+        code, out, err = self._run(
+            '--config-file',
+            self._conf('SMALL:ns0|ns1,LARGE:ns3'),
+            '--ndctl-output',
+            base.fixture_path('ndctl61-driver-listing.json'),
+        )
+        self.assertEqual((0, ''), (code, err))
+        self.assertEqual(
+            'region0  CUSTOM_PMEM_NAMESPACE_SMALL  ns0        namespace0.0  '
+            '/dev/dax0.0  1006 MiB  2 MiB  0',
+            out.splitlines()[1],
+        )
+
     def test_json_follows_the_cli_contract(self):
         code, out, _err = self._run(
             '--config-file',

@@ -10,6 +10,7 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
+import dataclasses
 import json
 
 import ddt
@@ -153,6 +154,73 @@ class RealShapesTest(base.TestCase):
                 if v[0] == 'region1'
             },
             _summary(inv),
+        )
+
+
+class OldNdctlTest(base.TestCase):
+    """The rig's scenario as older ndctl releases print it (reshaped from
+    the captures by their printing code; tests/fixtures/ndctl/MANIFEST)."""
+
+    def test_v61_listing(self):
+        old = inventory.parse_listing(
+            base.fixture_text('ndctl61-driver-listing.json')
+        )
+        new = inventory.parse_listing(base.fixture_text('driver-listing.json'))
+        self.assertEqual({**SCENARIO, **IDLE}, _summary(old))
+        # Only the daxregion carries align before v64; it is the same.
+        ns0 = next(ns for ns in old.namespaces if ns.name == 'ns0')
+        self.assertEqual(2097152, ns0.align)
+        # The same devdax namespaces, but for the dax device's own mode,
+        # which ndctl prints only since daxctl can online it as memory.
+        self.assertEqual(
+            {
+                ns.dev: dataclasses.replace(ns, dax_mode=None)
+                for ns in new.namespaces
+                if ns.mode == 'devdax'
+            },
+            {ns.dev: ns for ns in old.namespaces if ns.mode == 'devdax'},
+        )
+        self.assertEqual(
+            [(r.dev, r.iset_id, r.numa_node, r.dimms) for r in new.regions],
+            [(r.dev, r.iset_id, r.numa_node, r.dimms) for r in old.regions],
+        )
+
+    def test_v58_bare_region_in_human_form(self):
+        inv = inventory.parse_listing(
+            base.fixture_text('ndctl58-region0-human.json')
+        )
+        self.assertEqual(
+            {k: v for k, v in SCENARIO.items() if v[0] == 'region0'},
+            _summary(inv),
+        )
+        (region,) = inv.regions
+        self.assertEqual(0x2468AC00123456, region.iset_id)
+        self.assertEqual(4294967296, region.size)
+        for ns in inv.namespaces:
+            self.assertEqual(
+                (1054867456, 2097152, 0), (ns.size, ns.align, ns.numa_node)
+            )
+
+    def test_namespace_align_wins_over_its_daxregion(self):
+        inv = _parse_json(
+            {
+                'dev': 'namespace0.0',
+                'align': 4096,
+                'daxregion': {'align': 2097152, 'devices': []},
+            }
+        )
+        self.assertEqual(4096, inv.namespaces[0].align)
+
+    def test_daxregion_align_is_checked(self):
+        err = self.assertRaises(
+            exception.NdctlOutputError,
+            inventory.parse_listing,
+            '{"dev": "namespace0.0", "daxregion": {"align": "2M?"}}',
+        )
+        self.assertEqual(
+            'unexpected ndctl list output at top level.daxregion.align: '
+            "not a number: '2M?'",
+            str(err),
         )
 
 

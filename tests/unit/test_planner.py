@@ -256,6 +256,42 @@ class FailureRulesTest(base.TestCase):
         )
         self.assertIn('names 2 namespace(s)', str(err))
 
+    def test_stack_down_names_the_namespaces(self):
+        err = self.assertRaises(
+            exception.NvdimmStackDown,
+            _plan,
+            'SMALL:ns0|ns1,LARGE:ns3',
+            base.fixture_text('ndctl61-regions-disabled.json'),
+        )
+        self.assertEqual(
+            'ndctl shows no enabled PMEM region although [pmem_devices] '
+            'pmem_namespaces names 3 namespace(s) (ns0, ns1, ns3); is the '
+            'nvdimm stack loaded (modules libnvdimm, nfit, nd_pmem, '
+            'dax_pmem) and are its regions enabled (ndctl enable-region '
+            'all)? Not reporting, so the last inventory stays',
+            str(err),
+        )
+
+    def test_stack_down_shortens_many_names(self):
+        names = '|'.join(f'ns{n}' for n in range(40))
+        err = self.assertRaises(
+            exception.NvdimmStackDown, _plan, f'A:{names},B:big', ''
+        )
+        self.assertIn(
+            'names 41 namespace(s) (ns0, ns1, ns2, ns3, ns4 and 36 more); ',
+            str(err),
+        )
+
+    @ddt.data(
+        ([], ''),
+        (['a'], 'a'),
+        (['a', 'b', 'c', 'd', 'e'], 'a, b, c, d, e'),
+        (['a', 'b', 'c', 'd', 'e', 'f'], 'a, b, c, d, e and 1 more'),
+    )
+    @ddt.unpack
+    def test_shortened(self, names, expected):
+        self.assertEqual(expected, planner.shortened(names))
+
     def test_every_region_disabled_while_configured_raises(self):
         # "ndctl disable-region all": the regions still show (--idle),
         # their namespaces do not; an empty report would delete them all.
@@ -469,6 +505,10 @@ class AttachInfoPinTest(base.TestCase):
         'human.json': _rig_handles(numa=False),
         'region1-only.json': _rig_handles(numa=True)[2:],
         'single-human.json': _rig_handles(numa=False)[1:2],
+        # Older ndctl, the same host: the same bytes (align from the
+        # daxregion).
+        'ndctl61-driver-listing.json': _rig_handles(numa=True),
+        'ndctl58-region0-human.json': _rig_handles(numa=True)[:2],
     }
 
     @ddt.data(*PINNED)
