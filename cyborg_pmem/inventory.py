@@ -140,11 +140,14 @@ def _str(obj, key, required=False):
         raise _Malformed(f'expected a string, got {value!r:.40}', key)
     # A JSON escape like "\ud800" decodes to a lone surrogate, which is not
     # text: printing it (the CLI's table) would raise UnicodeEncodeError.
-    # ndctl prints UTF-8, so refuse it here.
-    try:
-        value.encode('utf-8')
-    except UnicodeEncodeError:
-        raise _Malformed(f'not valid Unicode: {value!r:.40}', key) from None
+    # ndctl prints UTF-8, so refuse it here (ASCII text cannot hold one).
+    if not value.isascii():
+        try:
+            value.encode('utf-8')
+        except UnicodeEncodeError:
+            raise _Malformed(
+                f'not valid Unicode: {value!r:.40}', key
+            ) from None
     return value
 
 
@@ -153,7 +156,7 @@ def _int(obj, key):
     value = obj.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise _Malformed(f'expected a number, got {value!r:.40}', key)
     if isinstance(value, int):
         return value
