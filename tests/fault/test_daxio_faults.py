@@ -19,8 +19,6 @@ is killed with everything it started, and the wait for it is bounded,
 so it cannot go on writing to a namespace whose release has failed.
 """
 
-import os
-import signal
 import time
 
 import fixtures
@@ -68,13 +66,7 @@ class DaxioFaultTest(faults.FaultTestCase):
         return time.monotonic() - started
 
     def test_hung_daxio_and_its_child_are_killed(self):
-        fake = self.fake_daxio(
-            f"""
-            sleep 600 &
-            echo $! >> {os.path.join('$(dirname "$0")', 'pids')}
-            wait
-            """
-        )
+        fake = self.fake_daxio(faults.with_child('wait'))
         self.assertLess(self.zero(timeout=1), 1 + 4)
         _daxio, grandchild = fake.started()
         # The grandchild is init's child once daxio died: dead is what
@@ -82,14 +74,8 @@ class DaxioFaultTest(faults.FaultTestCase):
         self.assertAllGone(fake, allow_zombie=(grandchild,))
 
     def test_escaped_descendant_cannot_hang_the_release(self):
-        fake = self.fake_daxio(
-            f"""
-            setsid sleep 600 &
-            echo $! >> {os.path.join('$(dirname "$0")', 'pids')}
-            sleep 600
-            """
-        )
-        self.addCleanup(self._kill_escaped, fake)
+        fake = self.fake_daxio(faults.with_escaping_child('sleep 600'))
+        self.addCleanup(self.kill_escaped, fake)
         self.assertLess(self.zero(timeout=1), 1 + runner.REAP_TIMEOUT + 4)
         daxio = fake.started()[0]
         self.assertIsNone(faults.proc_state(daxio))
@@ -98,11 +84,3 @@ class DaxioFaultTest(faults.FaultTestCase):
         fake = self.fake_daxio('exit 0\n')
         self.assertIsNone(privsep.zero_devdax(DEVPATH, 10))
         self.assertAllGone(fake)
-
-    @staticmethod
-    def _kill_escaped(fake):
-        for pid in fake.started()[1:]:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass

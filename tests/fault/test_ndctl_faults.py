@@ -54,6 +54,30 @@ def proc_state(pid):
         return None
 
 
+# A shell fake's own pid file, beside it.
+_PIDS = os.path.join('$(dirname "$0")', 'pids')
+
+
+def with_child(then):
+    """A shell fake (a wrapper, as a script or sudo would be) that starts
+    a child in its own process group, records its pid, then ``then``."""
+    return f"""
+    sleep 600 &
+    echo $! >> {_PIDS}
+    {then}
+    """
+
+
+def with_escaping_child(then):
+    """A shell fake that starts a child in a session of its own, out of
+    reach of the group kill and holding the pipes, then ``then``."""
+    return f"""
+    setsid sleep 600 &
+    echo $! >> {_PIDS}
+    {then}
+    """
+
+
 def children_of(ppid):
     pids = []
     for entry in os.listdir('/proc'):
@@ -139,6 +163,15 @@ class FaultTestCase(base.BaseTestCase):
         for fragment in fragments:
             self.assertIn(fragment, message)
         return err
+
+    @staticmethod
+    def kill_escaped(fake):
+        """Kill what a fake started out of reach of the runner."""
+        for pid in fake.started()[1:]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def assertAllGone(self, fake, allow_zombie=()):
         """Every pid the fake recorded is gone (``allow_zombie``: pids that
@@ -305,14 +338,7 @@ class TimeoutTest(FaultTestCase):
         # ndctl_path may be a wrapper (a shell script, sudo): killing only
         # the wrapper would leave ndctl running and holding our pipes, so
         # the runner kills ndctl's whole process group.
-        fake = self.fake(
-            f"""
-            sleep 600 &
-            echo $! >> {os.path.join('$(dirname "$0")', 'pids')}
-            wait
-            """,
-            sh=True,
-        )
+        fake = self.fake(with_child('wait'), sh=True)
         self.assertTimesOut()
         wrapper, grandchild = fake.started()
         # The grandchild is init's child once the wrapper died: dead is
@@ -323,15 +349,8 @@ class TimeoutTest(FaultTestCase):
         # A descendant that makes a session of its own is out of reach of
         # the group kill and keeps our pipes open: the runner stops
         # reading after REAP_TIMEOUT instead of waiting for it.
-        fake = self.fake(
-            f"""
-            setsid sleep 600 &
-            echo $! >> {os.path.join('$(dirname "$0")', 'pids')}
-            echo '[]'
-            """,
-            sh=True,
-        )
-        self.addCleanup(self._kill_escaped, fake)
+        fake = self.fake(with_escaping_child("echo '[]'"), sh=True)
+        self.addCleanup(self.kill_escaped, fake)
         self.assertTimesOut(within=runner.REAP_TIMEOUT + 4)
         wrapper = fake.started()[0]
         self.assertIsNone(proc_state(wrapper))
@@ -354,14 +373,6 @@ class TimeoutTest(FaultTestCase):
         self.assertRaises(Interrupted, ndctl.run_list, 'ndctl', 60)
         self.assertLess(time.monotonic() - started, 10)
         self.assertAllGone(fake)
-
-    @staticmethod
-    def _kill_escaped(fake):
-        for pid in fake.started()[1:]:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 class BigOutputTest(FaultTestCase):
