@@ -25,9 +25,9 @@ from cyborg_pmem import inventory as inventory_mod
 from cyborg_pmem import labels as labels_mod
 from cyborg_pmem import planner
 
-# The standard library's logger, not oslo.log's: importing oslo.log cost
-# the CLI ~50 ms at start-up, and in the agent oslo.log configures the
-# standard logging these messages go through all the same.
+# The standard library's logger: in the agent, oslo.log configures the
+# standard logging these records go through, and the commands attach a
+# handler of their own (cmd/common.py), so neither needs oslo.log here.
 LOG = logging.getLogger(__name__)
 
 
@@ -46,9 +46,8 @@ class Discovery:
 
     def read_host(self):
         """Run ``ndctl list`` once; return its output."""
-        # Imported here: oslo.concurrency's processutils (and the regexes
-        # of oslo.utils it loads) cost the CLI ~45 ms at start-up, and
-        # the CLI with --ndctl-output never runs ndctl.
+        # Imported here: the runner loads oslo.concurrency, which the
+        # CLI on a saved listing (--ndctl-output) never uses.
         from cyborg_pmem import ndctl
 
         started = time.monotonic()

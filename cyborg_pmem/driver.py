@@ -66,10 +66,7 @@ def _hostname():
 class IntelPMEMDriver(cyborg_driver.GenericDriver):
     """Reports device-DAX namespaces of Intel PMEM regions."""
 
-    # The stevedore entry point name: Cyborg records it as each
-    # deployable's driver_name, and the agent loads the driver by it to
-    # clean up a released attach handle.
-    NAME = 'intel_pmem_driver'
+    NAME = planner.DRIVER_NAME
 
     def __init__(self):
         missing = missing_pmem_support()
@@ -77,10 +74,19 @@ class IntelPMEMDriver(cyborg_driver.GenericDriver):
             raise exception.CyborgLacksPmem(missing=', '.join(missing))
         conf.register_opts(CONF)
         self._discovery = discovery.Discovery.from_conf(CONF.pmem_devices)
+        if not self._discovery.labels:
+            # Valid (an empty option offers nothing), but most likely the
+            # option was forgotten or is in another file.
+            LOG.warning(
+                '[pmem_devices] pmem_namespaces is not set: '
+                'intel_pmem_driver offers no PMEM namespace'
+            )
 
     def discover(self):
         plan = self._discovery.run(_hostname())
-        return [_driver_device(device) for device in plan.devices]
+        return [
+            _driver_device(device.driver_fields()) for device in plan.devices
+        ]
 
     def update(self, control_path, image_path):
         LOG.warning(
@@ -116,45 +122,40 @@ class IntelPMEMDriver(cyborg_driver.GenericDriver):
         scrubber.scrub(target)
 
 
-def _driver_device(device):
-    from cyborg.objects.driver_objects import driver_attach_handle
-    from cyborg.objects.driver_objects import driver_attribute
+def _driver_device(fields):
+    """A DriverDevice built from its fields, as
+    :meth:`cyborg_pmem.planner.DevicePlan.driver_fields` gives them."""
     from cyborg.objects.driver_objects import driver_controlpath_id
-    from cyborg.objects.driver_objects import driver_deployable
     from cyborg.objects.driver_objects import driver_device
 
-    deployables = []
-    for deployable in device.deployables:
-        deployables.append(
-            driver_deployable.DriverDeployable(
-                name=deployable.name,
-                driver_name=IntelPMEMDriver.NAME,
-                num_accelerators=deployable.num_accelerators,
-                attribute_list=[
-                    driver_attribute.DriverAttribute(key=key, value=value)
-                    for key, value in deployable.attributes
-                ],
-                attach_handle_list=[
-                    driver_attach_handle.DriverAttachHandle(
-                        attach_type=handle.attach_type,
-                        attach_info=handle.attach_info,
-                        in_use=handle.in_use,
-                    )
-                    for handle in deployable.attach_handles
-                ],
-            )
-        )
+    fields = dict(fields)
+    controlpath_id = fields.pop('controlpath_id')
+    deployables = fields.pop('deployable_list')
     return driver_device.DriverDevice(
-        vendor=device.vendor,
-        model=device.model,
-        type=device.type,
-        std_board_info=device.std_board_info,
-        vendor_board_info=device.vendor_board_info,
-        # Set explicitly: Cyborg does not apply the field default, and
-        # report_data fails on an unset stub.
-        stub=device.stub,
         controlpath_id=driver_controlpath_id.DriverControlPathID(
-            cpid_type=device.cpid_type, cpid_info=device.cpid_info
+            **controlpath_id
         ),
-        deployable_list=deployables,
+        deployable_list=[_driver_deployable(d) for d in deployables],
+        **fields,
+    )
+
+
+def _driver_deployable(fields):
+    from cyborg.objects.driver_objects import driver_attach_handle
+    from cyborg.objects.driver_objects import driver_attribute
+    from cyborg.objects.driver_objects import driver_deployable
+
+    fields = dict(fields)
+    attributes = fields.pop('attribute_list')
+    handles = fields.pop('attach_handle_list')
+    return driver_deployable.DriverDeployable(
+        attribute_list=[
+            driver_attribute.DriverAttribute(**attribute)
+            for attribute in attributes
+        ],
+        attach_handle_list=[
+            driver_attach_handle.DriverAttachHandle(**handle)
+            for handle in handles
+        ],
+        **fields,
     )

@@ -17,9 +17,19 @@ item at fault. The driver raises them from ``discover()`` so that the agent
 keeps the last reported inventory; the CLI prints them as one stderr line.
 """
 
+import logging
+
+LOG = logging.getLogger(__name__)
+
 
 class PmemError(Exception):
-    """Base class: ``msg_fmt`` is filled from the keyword arguments."""
+    """Base class: ``msg_fmt`` is filled from the keyword arguments.
+
+    Building the error never fails, as with NovaException: keyword
+    arguments that do not fit ``msg_fmt`` (a bug at the raising end) are
+    logged and the bare ``msg_fmt`` becomes the message, so the error
+    that was being reported is still raised, not a KeyError in its place.
+    """
 
     msg_fmt = 'An unknown PMEM driver error occurred.'
 
@@ -28,7 +38,17 @@ class PmemError(Exception):
         # raised in its daemon as ``cls(*err.args)``, i.e. from the
         # formatted message alone.
         self.kwargs = kwargs
-        super().__init__(message or self.msg_fmt % kwargs)
+        if not message:
+            try:
+                message = self.msg_fmt % kwargs
+            except Exception:  # any failure of formatting, whatever its type
+                LOG.exception(
+                    'Cannot fill in the message of %s from %r',
+                    type(self).__name__,
+                    kwargs,
+                )
+                message = self.msg_fmt
+        super().__init__(message)
 
 
 class InvalidConfig(PmemError):
@@ -64,7 +84,8 @@ class NdctlOutputError(NdctlError):
 class NvdimmStackDown(PmemError):
     msg_fmt = (
         'ndctl shows no enabled PMEM region although [pmem_devices] '
-        'pmem_namespaces names %(count)d namespace(s); is the nvdimm stack '
+        'pmem_namespaces names %(count)d namespace(s) (%(names)s); is the '
+        'nvdimm stack '
         'loaded (modules libnvdimm, nfit, nd_pmem, dax_pmem) and are its '
         'regions enabled (ndctl enable-region all)? Not reporting, so the '
         'last inventory stays'

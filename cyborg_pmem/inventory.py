@@ -23,7 +23,6 @@ import dataclasses
 import json
 import math
 import re
-import typing
 
 from cyborg_pmem import exception
 
@@ -68,11 +67,8 @@ class Region:
     enabled: bool = True
 
 
-# A NamedTuple, not a frozen dataclass like the others: a listing may
-# hold thousands of namespaces, and building a frozen dataclass (one
-# object.__setattr__ per field) costs about four times as much. It is as
-# immutable, and compares and prints alike.
-class Namespace(typing.NamedTuple):
+@dataclasses.dataclass(frozen=True, slots=True)
+class Namespace:
     dev: str
     region: str
     mode: str | None
@@ -140,30 +136,30 @@ def _str(obj, key, required=False):
         if required:
             raise _Malformed(f'"{key}" is missing')
         return None
-    if value.__class__ is str and value.isascii():
-        return value
     if not isinstance(value, str):
         raise _Malformed(f'expected a string, got {value!r:.40}', key)
     # A JSON escape like "\ud800" decodes to a lone surrogate, which is not
     # text: printing it (the CLI's table) would raise UnicodeEncodeError.
-    # ndctl prints UTF-8, so refuse it here; the ASCII test keeps this
-    # free for the usual case.
-    try:
-        value.encode('utf-8')
-    except UnicodeEncodeError:
-        raise _Malformed(f'not valid Unicode: {value!r:.40}', key) from None
+    # ndctl prints UTF-8, so refuse it here (ASCII text cannot hold one).
+    if not value.isascii():
+        try:
+            value.encode('utf-8')
+        except UnicodeEncodeError:
+            raise _Malformed(
+                f'not valid Unicode: {value!r:.40}', key
+            ) from None
     return value
 
 
 def _int(obj, key):
     """An integer field; ``-u`` prints numbers as hex or human strings."""
     value = obj.get(key)
-    if value is None or value.__class__ is int:
-        return value
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise _Malformed(f'expected a number, got {value!r:.40}', key)
     if isinstance(value, int):
-        return int(value)
+        return value
     if isinstance(value, float):
         return _finite(value, key)
     text = value.strip()
@@ -308,11 +304,17 @@ class _Reader:
             region = f'region{match.group(1)}'
         mode = _str(obj, 'mode')
         chardev = _str(obj, 'chardev')
+        align = _int(obj, 'align')
         dax_mode = None
         daxregion = obj.get('daxregion')
         if daxregion is not None:
             try:
-                chardev, dax_mode = _dax_device(_dict(daxregion), chardev)
+                daxregion = _dict(daxregion)
+                chardev, dax_mode = _dax_device(daxregion, chardev)
+                if align is None:
+                    # ndctl before v64 prints a devdax namespace's
+                    # alignment only in its daxregion.
+                    align = _int(daxregion, 'align')
             except _Malformed as err:
                 err.under('daxregion')
                 raise
@@ -320,22 +322,20 @@ class _Reader:
             numa_node = _numa_node(obj)
         else:
             numa_node = self.regions[region].numa_node
-        # Positional, in field order: binding eleven keywords made this
-        # constructor a quarter of the reader's time per namespace.
         self.namespaces.setdefault(
             dev,
             Namespace(
-                dev,
-                region,
-                _LEGACY_MODES.get(mode, mode),
-                _str(obj, 'name'),
-                _str(obj, 'state') != 'disabled',  # enabled
-                _int(obj, 'size'),
-                _str(obj, 'uuid'),
-                _int(obj, 'align'),
-                chardev,
-                dax_mode,
-                numa_node,
+                dev=dev,
+                region=region,
+                mode=_LEGACY_MODES.get(mode, mode),
+                name=_str(obj, 'name'),
+                enabled=_str(obj, 'state') != 'disabled',
+                size=_int(obj, 'size'),
+                uuid=_str(obj, 'uuid'),
+                align=align,
+                chardev=chardev,
+                dax_mode=dax_mode,
+                numa_node=numa_node,
             ),
         )
 

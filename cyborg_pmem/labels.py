@@ -50,14 +50,12 @@ def _check_text(kind, text, entry, limit):
             f'entry {entry!r}: {kind} {text!r} is longer than {limit} '
             'characters'
         )
-    # The usual case in three whole-string tests, for speed on
-    # configurations of thousands of names; the sets below only name
-    # what is wrong.
-    if text.isascii() and text.isprintable() and _FORBIDDEN.isdisjoint(text):
-        return
     bad = sorted(
-        {c for c in text if c in _FORBIDDEN or not c.isprintable()}
-        | {c for c in text if not c.isascii()}
+        {
+            c
+            for c in text
+            if c in _FORBIDDEN or not c.isprintable() or not c.isascii()
+        }
     )
     if bad:
         raise _refuse(

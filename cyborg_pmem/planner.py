@@ -25,7 +25,6 @@ import dataclasses
 import hashlib
 import json
 import re
-import typing
 
 import os_traits
 
@@ -36,22 +35,35 @@ from cyborg_pmem import labels as labels_mod
 ATTACH_TYPE = 'PMEM'
 CPID_TYPE = 'PMEM'
 DEVICE_TYPE = 'PMEM'
+# The stevedore entry point name: Cyborg records it as each deployable's
+# driver_name, and the agent loads the driver by it to clean up a
+# released attach handle.
+DRIVER_NAME = 'intel_pmem_driver'
 # Cyborg's attach_handles.attach_info column is a String(255).
 MAX_ATTACH_INFO_LENGTH = 255
 # A deployable's name is its Placement resource provider's name, which
 # Placement limits to 200 characters (Cyborg's own column allows 255).
 MAX_PROVIDER_NAME_LENGTH = 200
 PREFIX = labels_mod.RESOURCE_CLASS_PREFIX
+# How many configured names an error lists before "and N more".
+SHOWN_NAMES = 5
 _VENDOR_IN_DIMM_ID = re.compile(r'^([0-9a-fA-F]{4})-')
 
 
-# A NamedTuple, not a frozen dataclass like the others: there is one per
-# offered namespace, possibly thousands, and it builds in half the time.
-class AttachHandlePlan(typing.NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class AttachHandlePlan:
     namespace: str
     attach_info: str
     attach_type: str = ATTACH_TYPE
     in_use: bool = False
+
+    def driver_fields(self):
+        """The fields of Cyborg's DriverAttachHandle."""
+        return {
+            'attach_type': self.attach_type,
+            'attach_info': self.attach_info,
+            'in_use': self.in_use,
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +85,20 @@ class DeployablePlan:
         pairs += [(f'trait{i}', t) for i, t in enumerate(self.traits)]
         return tuple(pairs)
 
+    def driver_fields(self):
+        """The fields of Cyborg's DriverDeployable, nested."""
+        return {
+            'name': self.name,
+            'driver_name': DRIVER_NAME,
+            'num_accelerators': self.num_accelerators,
+            'attribute_list': [
+                {'key': key, 'value': value} for key, value in self.attributes
+            ],
+            'attach_handle_list': [
+                handle.driver_fields() for handle in self.attach_handles
+            ],
+        }
+
 
 @dataclasses.dataclass(frozen=True)
 class DevicePlan:
@@ -86,6 +112,30 @@ class DevicePlan:
     type: str = DEVICE_TYPE
     cpid_type: str = CPID_TYPE
     stub: bool = False
+
+    def driver_fields(self):
+        """The fields of Cyborg's DriverDevice, nested: the one mapping
+        from a plan to what Cyborg receives. The driver builds its
+        objects from it and ``cyborg-pmem-discover --format json``
+        prints it.
+        """
+        return {
+            'vendor': self.vendor,
+            'model': self.model,
+            'type': self.type,
+            'std_board_info': self.std_board_info,
+            'vendor_board_info': self.vendor_board_info,
+            # Always set: Cyborg does not apply the field's default, and
+            # report_data fails on an unset stub.
+            'stub': self.stub,
+            'controlpath_id': {
+                'cpid_type': self.cpid_type,
+                'cpid_info': self.cpid_info,
+            },
+            'deployable_list': [
+                deployable.driver_fields() for deployable in self.deployables
+            ],
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,8 +165,9 @@ class Plan:
         return counts
 
 
-def _dumps(value):
-    return json.dumps(value, sort_keys=True, separators=(',', ':'))
+# What json.dumps(value, sort_keys=True, separators=(',', ':')) writes,
+# with one encoder for the whole module instead of a new one per call.
+_dumps = json.JSONEncoder(sort_keys=True, separators=(',', ':')).encode
 
 
 def region_key(region, inventory):
@@ -174,10 +225,6 @@ def _refusal_reason(ns):
     return None
 
 
-# json.dumps of a str (the C function it uses, with ensure_ascii).
-_json_string = json.encoder.encode_basestring_ascii
-
-
 def attach_info(namespace, label):
     """The attach handle's JSON: what a consumer needs for libvirt's
     ``<memory model='nvdimm'>`` (the fields of Nova's LibvirtVPMEMDevice)
@@ -187,25 +234,19 @@ def attach_info(namespace, label):
     attach_info to Nova as a dict of strings (the ARQ's
     attach_handle_info), and a null there makes every read of the bound
     ARQ fail.
-
-    Byte for byte ``_dumps`` of those fields (tests/unit/test_planner.py
-    and the property tests check it), written directly because building a
-    JSON encoder per namespace was a third of the planner's time. The
-    inventory guarantees the types: str or None, int or None.
     """
     ns = namespace
-    # Keys in sorted order; dev, devpath and label are always there.
-    align = '' if ns.align is None else f'"align":{ns.align:d},'
-    name = '' if ns.name is None else ',"name":' + _json_string(ns.name)
-    node = ns.numa_node
-    numa_node = '' if node is None else f',"numa_node":{node:d}'
-    size = '' if ns.size is None else f',"size":{ns.size:d}'
-    uuid = '' if ns.uuid is None else ',"uuid":' + _json_string(ns.uuid)
-    return (
-        f'{{{align}"dev":{_json_string(ns.dev)},'
-        f'"devpath":{_json_string("/dev/" + ns.chardev)},'
-        f'"label":{_json_string(label)}{name}{numa_node}{size}{uuid}}}'
-    )
+    fields = {
+        'align': ns.align,
+        'dev': ns.dev,
+        'devpath': '/dev/' + ns.chardev,
+        'label': label,
+        'name': ns.name,
+        'numa_node': ns.numa_node,
+        'size': ns.size,
+        'uuid': ns.uuid,
+    }
+    return _dumps({k: v for k, v in fields.items() if v is not None})
 
 
 def plan(inventory, labels, hostname):
@@ -221,76 +262,111 @@ def plan(inventory, labels, hostname):
     :raises HostNameTooLong: a deployable's name, which starts with the
         host name, would be longer than Placement allows.
     """
-    configured = sum(len(names) for names in labels.values())
-    # A disabled region shows (with --idle) but hides its namespaces: if
-    # every region is disabled, each configured namespace would look gone.
-    if configured and not any(r.enabled for r in inventory.regions):
-        raise exception.NvdimmStackDown(count=configured)
+    _check_some_region_enabled(inventory, labels)
+    handles, refusals = _offer(inventory, labels)
+    devices = _devices(inventory, labels, handles, hostname)
+    _check_provider_names(devices, hostname)
+    return Plan(devices=tuple(devices), refusals=tuple(refusals))
 
-    # {name: namespace}, and the namespaces of a name that more than one
-    # carries: one dict entry per namespace, not a list each.
+
+def _check_some_region_enabled(inventory, labels):
+    """Refuse to plan a host whose nvdimm stack is down.
+
+    A disabled region shows (with --idle) but hides its namespaces: if no
+    region is enabled, each configured namespace would look gone, and an
+    empty report would delete every device.
+    """
+    configured = [name for names in labels.values() for name in names]
+    if configured and not any(r.enabled for r in inventory.regions):
+        raise exception.NvdimmStackDown(
+            count=len(configured), names=shortened(configured)
+        )
+
+
+def shortened(names, shown=SHOWN_NAMES):
+    """``a, b, c`` or, past ``shown`` names, ``a, b, c and 9 more``: a
+    host may configure hundreds, and an error stays one readable line."""
+    if len(names) <= shown:
+        return ', '.join(names)
+    return f'{", ".join(names[:shown])} and {len(names) - shown} more'
+
+
+def _offer(inventory, labels):
+    """Decide each configured namespace, in configuration order.
+
+    :returns: ``({(region dev, label): [AttachHandlePlan]}, [Refusal])``.
+    """
     by_name = {}
-    shared_names = {}
     for ns in inventory.namespaces:
         if ns.name is not None:
-            first = by_name.setdefault(ns.name, ns)
-            if first is not ns:
-                shared_names.setdefault(ns.name, [first]).append(ns)
-
-    refusals = []
-    # {label: {region dev: [AttachHandlePlan]}}: nested rather than keyed
-    # by (region, label), which built a tuple and a list per namespace.
+            by_name.setdefault(ns.name, []).append(ns)
     handles = {}
+    refusals = []
     for label, names in labels.items():
-        handles_of_label = handles[label] = {}
         for name in names:
-            ns = by_name.get(name)
-            if ns is None:
-                refusals.append(Refusal(name, label, 'not found on this host'))
-                continue
-            if name in shared_names:
-                devs = ', '.join(sorted(n.dev for n in shared_names[name]))
-                reason = f'name is ambiguous: {devs} all carry it'
-            else:
-                reason = _refusal_reason(ns)
-            if reason is None:
-                info = attach_info(ns, label)
-                if len(info) > MAX_ATTACH_INFO_LENGTH:
-                    reason = (
-                        f'its attach_info would be {len(info)} characters, '
-                        f'over Cyborg\'s {MAX_ATTACH_INFO_LENGTH}'
-                    )
+            carriers = by_name.get(name, [])
+            reason = _name_refusal_reason(carriers)
             if reason is not None:
                 refusals.append(Refusal(name, label, reason))
                 continue
-            region_handles = handles_of_label.get(ns.region)
-            if region_handles is None:
-                region_handles = handles_of_label[ns.region] = []
-            region_handles.append(AttachHandlePlan(name, info))
+            (ns,) = carriers
+            info = attach_info(ns, label)
+            reason = _attach_info_refusal_reason(info)
+            if reason is not None:
+                refusals.append(Refusal(name, label, reason))
+                continue
+            handles.setdefault((ns.region, label), []).append(
+                AttachHandlePlan(name, info)
+            )
+    return handles, refusals
 
+
+def _name_refusal_reason(carriers):
+    """Why the namespaces carrying a configured name cannot be offered,
+    or None when exactly one carries it and it can be."""
+    if not carriers:
+        return 'not found on this host'
+    if len(carriers) > 1:
+        devs = ', '.join(sorted(ns.dev for ns in carriers))
+        return f'name is ambiguous: {devs} all carry it'
+    return _refusal_reason(carriers[0])
+
+
+def _attach_info_refusal_reason(info):
+    if len(info) > MAX_ATTACH_INFO_LENGTH:
+        return (
+            f'its attach_info would be {len(info)} characters, over '
+            f"Cyborg's {MAX_ATTACH_INFO_LENGTH}"
+        )
+    return None
+
+
+def _devices(inventory, labels, handles, hostname):
+    """One device per region offering something, in region order, with
+    one deployable per label it offers, in configuration order."""
     keys = _unique_region_keys(inventory)
     devices = []
     for region in sorted(inventory.regions, key=inventory_mod.device_order):
-        deployables = []
         key = keys[region.dev]
-        for label in labels:
-            found = handles[label].get(region.dev)
-            if not found:
-                continue
-            rc = labels_mod.resource_class(label)
-            deployables.append(
-                DeployablePlan(
-                    name=f'{hostname}_{key}_{rc.removeprefix(PREFIX)}',
-                    label=label,
-                    resource_class=rc,
-                    traits=(rc, os_traits.OWNER_CYBORG),
-                    attach_handles=tuple(found),
-                )
-            )
+        deployables = [
+            _deployable(hostname, key, label, handles[region.dev, label])
+            for label in labels
+            if (region.dev, label) in handles
+        ]
         if deployables:
             devices.append(_device(region, key, inventory, deployables))
-    _check_provider_names(devices, hostname)
-    return Plan(devices=tuple(devices), refusals=tuple(refusals))
+    return devices
+
+
+def _deployable(hostname, region_key, label, attach_handles):
+    rc = labels_mod.resource_class(label)
+    return DeployablePlan(
+        name=f'{hostname}_{region_key}_{rc.removeprefix(PREFIX)}',
+        label=label,
+        resource_class=rc,
+        traits=(rc, os_traits.OWNER_CYBORG),
+        attach_handles=tuple(attach_handles),
+    )
 
 
 def _check_provider_names(devices, hostname):

@@ -35,20 +35,17 @@ caller, so the daemon cannot be used to run anything else.
 
 import copy
 import ctypes
-import errno
 import os
 import re
 import stat
-import subprocess
 
-from oslo_concurrency import processutils
 from oslo_config import cfg
 from oslo_privsep import capabilities
 from oslo_privsep import priv_context
 
 from cyborg_pmem import conf
 from cyborg_pmem import exception
-from cyborg_pmem import ndctl
+from cyborg_pmem import runner
 
 DEVDAX_PATH = re.compile(r'/dev/dax[0-9]{1,6}\.[0-9]{1,6}')
 # Where the kernel links every character device to its subsystem.
@@ -129,7 +126,8 @@ def _check_dax_device(devpath):
 
 
 def _no_new_privileges_hook():
-    """A pre-exec hook that sets no_new_privs in the child.
+    """A pre-exec hook that sets no_new_privs in the child (the runner
+    also gives daxio a process group of its own).
 
     Resolved before the fork: the child must not load libraries.
     """
@@ -167,39 +165,20 @@ def zero_devdax(devpath, timeout):
     conf.register_opts(cfg.CONF)
     daxio_path = cfg.CONF.pmem_devices.daxio_path
     argv = daxio_argv(daxio_path, devpath)
-    cmd = ' '.join(argv)
-    started = []
     try:
-        processutils.execute(
-            *argv,
-            timeout=timeout,
-            on_execute=started.append,
-            preexec_fn=_no_new_privileges_hook(),
-        )
-    except subprocess.TimeoutExpired:
-        # processutils leaves the child running: kill and reap it, so the
-        # namespace is not written to after the failure is reported.
-        for process in started:
-            process.kill()
-            process.communicate()
+        runner.run(argv, timeout, preexec_fn=_no_new_privileges_hook())
+    except runner.NotFound:
+        raise exception.DaxioNotFound(path=daxio_path) from None
+    except runner.TimedOut:
+        # Killed and reaped: the namespace is not written to after the
+        # failure is reported.
         raise exception.ScrubTimeout(
             devpath=devpath, timeout=timeout
         ) from None
-    except processutils.ProcessExecutionError as err:
+    except runner.Failed as err:
         raise exception.ScrubFailed(
             devpath=devpath,
-            cmd=cmd,
-            status=ndctl.status_text(err.exit_code),
-            stderr=ndctl.first_line(err.stderr),
-        ) from None
-    except subprocess.SubprocessError as err:
-        # The pre-exec hook failed.
-        raise exception.ScrubFailed(
-            devpath=devpath, cmd=cmd, status='not started', stderr=str(err)
-        ) from None
-    except OSError as err:
-        if err.errno == errno.ENOENT:
-            raise exception.DaxioNotFound(path=daxio_path) from None
-        raise exception.ScrubFailed(
-            devpath=devpath, cmd=cmd, status='not started', stderr=str(err)
+            cmd=' '.join(argv),
+            status=err.status,
+            stderr=err.stderr,
         ) from None

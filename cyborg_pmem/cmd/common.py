@@ -16,6 +16,40 @@
 import contextlib
 import logging
 
+from cyborg_pmem import exception
+from cyborg_pmem import labels
+
+
+class UsageError(Exception):
+    """The command line asks for something the command does not do."""
+
+
+def check_configured(config, configured_labels):
+    """Refuse a configuration that names no namespace.
+
+    The driver loads with it and offers nothing (an empty option is a
+    valid choice there); for a command that checks or acts on the
+    configured namespaces it is a mistake: a config file that was not
+    found, or not the one meant.
+
+    :raises InvalidConfig: naming ``[pmem_devices] pmem_namespaces`` and
+        the files read.
+    """
+    if configured_labels:
+        return
+    read = [*config.config_file, *(config.config_dir or [])]
+    if read:
+        where = 'not set in ' + ', '.join(read)
+    else:
+        where = (
+            'not set, and no configuration file was found (pass '
+            '--config-file, e.g. /etc/cyborg/cyborg.conf)'
+        )
+    raise exception.InvalidConfig(
+        option=labels.OPTION,
+        reason=f'{where}: intel_pmem_driver would offer nothing',
+    )
+
 
 @contextlib.contextmanager
 def driver_log(stream, debug):

@@ -18,12 +18,14 @@ lenient: any configured namespace that cannot be offered makes it exit 1,
 so a dry run before enabling the driver shows every problem.
 
 Exit status: 0 all configured namespaces offered, 1 some refused,
-2 the configuration or ndctl failed. ``--health`` adds DIMM and region
-health; unavailable health is one stderr line and never changes the exit
-status.
+2 a usage error, a configuration that names no namespace, or the
+configuration or ndctl failed; each error is one stderr line. ``--health``
+adds DIMM and region health; unavailable health is one stderr line and
+never changes the exit status. With a saved listing (``--ndctl-output``)
+health must come from a saved health listing too (``--health-output``):
+this host's health next to another listing would describe another host.
 """
 
-import functools
 import json
 import socket
 import sys
@@ -35,8 +37,10 @@ from cyborg_pmem import discovery
 from cyborg_pmem import exception
 from cyborg_pmem.cmd import common
 
+PROG = 'cyborg-pmem-discover'
 EXIT_REFUSED = 1
 EXIT_ERROR = 2
+FORMATS = ('table', 'json')
 
 CLI_OPTS = [
     cfg.StrOpt(
@@ -45,17 +49,19 @@ CLI_OPTS = [
         help='Read a saved "ndctl list" output from FILE ("-" for stdin) '
         'instead of running ndctl.',
     ),
+    # Checked by run(), not by oslo.config's choices: a bad value must be
+    # a usage error like any other (exit 2, one line).
     cfg.StrOpt(
         'format',
         default='table',
-        choices=['table', 'json'],
-        help='Output format.',
+        help='Output format: table or json.',
     ),
     cfg.BoolOpt(
         'health',
         default=False,
         help='Also show DIMM and region health (one "ndctl list --dimms '
-        '--regions --health" call; it needs root).',
+        '--regions --health" call; it needs root). With --ndctl-output, '
+        'give --health-output too.',
     ),
     cfg.StrOpt(
         'health-output',
@@ -85,42 +91,10 @@ TABLE_COLUMNS = (
 
 
 def plan_as_dict(plan):
-    """The ``--format json`` document: DriverDevice fields, nested."""
+    """The ``--format json`` document: the DriverDevice fields the driver
+    builds its Cyborg objects from, and the refusals."""
     return {
-        'devices': [
-            {
-                'vendor': device.vendor,
-                'model': device.model,
-                'type': device.type,
-                'std_board_info': device.std_board_info,
-                'vendor_board_info': device.vendor_board_info,
-                'stub': device.stub,
-                'controlpath_id': {
-                    'cpid_type': device.cpid_type,
-                    'cpid_info': device.cpid_info,
-                },
-                'deployable_list': [
-                    {
-                        'name': deployable.name,
-                        'num_accelerators': deployable.num_accelerators,
-                        'attribute_list': [
-                            {'key': key, 'value': value}
-                            for key, value in deployable.attributes
-                        ],
-                        'attach_handle_list': [
-                            {
-                                'attach_type': handle.attach_type,
-                                'in_use': handle.in_use,
-                                'attach_info': handle.attach_info,
-                            }
-                            for handle in deployable.attach_handles
-                        ],
-                    }
-                    for deployable in device.deployables
-                ],
-            }
-            for device in plan.devices
-        ],
+        'devices': [device.driver_fields() for device in plan.devices],
         'refused': [
             {'name': r.name, 'label': r.label, 'reason': r.reason}
             for r in plan.refusals
@@ -128,10 +102,6 @@ def plan_as_dict(plan):
     }
 
 
-# Cached: a host's namespaces mostly share a few sizes and alignments,
-# and formatting each of thousands of rows anew was a tenth of the CLI's
-# time.
-@functools.lru_cache(maxsize=256)
 def _human_bytes(value):
     if value is None:
         return '-'
@@ -147,35 +117,23 @@ def _human_bytes(value):
 
 
 def format_table(plan):
-    offered = [
-        (device, deployable, handle)
-        for device in plan.devices
-        for deployable in device.deployables
-        for handle in deployable.attach_handles
-    ]
-    # One decode for all rows: a json.loads per row was half the time
-    # of printing thousands of them.
-    infos = json.loads(
-        '[' + ','.join(handle.attach_info for *_, handle in offered) + ']'
-    )
     rows = []
-    for (device, deployable, _handle), info in zip(
-        offered, infos, strict=True
-    ):
-        rows.append(
-            (
-                device.region,
-                deployable.resource_class,
-                info['name'],
-                info['dev'],
-                info['devpath'],
-                _human_bytes(info['size']),
-                _human_bytes(info.get('align')),
-                '-'
-                if info.get('numa_node') is None
-                else str(info['numa_node']),
-            )
-        )
+    for device in plan.devices:
+        for deployable in device.deployables:
+            for handle in deployable.attach_handles:
+                info = json.loads(handle.attach_info)
+                rows.append(
+                    (
+                        device.region,
+                        deployable.resource_class,
+                        info['name'],
+                        info['dev'],
+                        info['devpath'],
+                        _human_bytes(info['size']),
+                        _human_bytes(info.get('align')),
+                        _cell(info.get('numa_node')),
+                    )
+                )
     lines = _columns(TABLE_COLUMNS, rows)
     deployables = sum(len(d.deployables) for d in plan.devices)
     lines.append('')
@@ -234,18 +192,19 @@ def format_health(stats):
 def _columns(header, rows):
     """Lines of left-aligned columns; every cell is a str."""
     widths = [
-        max(map(len, column)) for column in zip(header, *rows, strict=False)
+        max(map(len, column)) for column in zip(header, *rows, strict=True)
     ]
-    # One format string for all rows: joining ljust()ed cells row by row
-    # was most of the time of printing thousands of rows.
-    line = '  '.join(f'{{:<{width}}}' for width in widths)
-    return [line.format(*row).rstrip() for row in [header, *rows]]
+    return [
+        '  '.join(
+            cell.ljust(width) for cell, width in zip(row, widths, strict=True)
+        ).rstrip()
+        for row in [header, *rows]
+    ]
 
 
 def _health(config, stderr):
-    # Imported here: it loads the ndctl runner (oslo.concurrency and the
-    # oslo.utils regexes, ~50 ms), which a run without --health and with
-    # --ndctl-output never needs.
+    # Imported here: health loads the ndctl runner (oslo.concurrency),
+    # which a run on a saved listing without --health never uses.
     from cyborg_pmem import health
 
     with common.driver_log(stderr, config.debug):
@@ -277,12 +236,31 @@ def _read_listing(path):
         ) from None
 
 
+def _check_usage(config):
+    if config.format not in FORMATS:
+        raise common.UsageError(
+            f'argument --format: invalid choice {config.format!r} (choose '
+            f'from {", ".join(FORMATS)})'
+        )
+    if (
+        config.health
+        and config.ndctl_output is not None
+        and config.health_output is None
+    ):
+        raise common.UsageError(
+            '--health with --ndctl-output would show the health of this '
+            'host next to a saved listing; give the saved health listing '
+            'with --health-output FILE ("ndctl list --dimms --regions '
+            '--health"), or leave out --ndctl-output'
+        )
+
+
 def _discover(config, stderr):
     with common.driver_log(stderr, config.debug):
+        pmem = discovery.Discovery.from_conf(config.pmem_devices)
+        common.check_configured(config, pmem.labels)
         listing = _read_listing(config.ndctl_output)
-        return discovery.Discovery.from_conf(config.pmem_devices).run(
-            config.host, listing=listing
-        )
+        return pmem.run(config.host, listing=listing)
 
 
 def run(argv, stdout, stderr):
@@ -298,11 +276,14 @@ def run(argv, stdout, stderr):
         )
     )
     # Read cyborg.conf as the agent does; only our options matter here.
+    # argparse's own usage errors (an unknown flag, a missing value) exit
+    # 2 with its usage text and a "cyborg-pmem-discover: error:" line.
     try:
-        config(argv, project='cyborg', prog='cyborg-pmem-discover')
+        config(argv, project='cyborg', prog=PROG)
+        _check_usage(config)
         result = _discover(config, stderr)
-    except (exception.PmemError, cfg.Error) as err:
-        print(f'cyborg-pmem-discover: error: {err}', file=stderr)
+    except (common.UsageError, exception.PmemError, cfg.Error) as err:
+        print(f'{PROG}: error: {err}', file=stderr)
         return EXIT_ERROR
     # Discovery has succeeded by now: health comes after and cannot fail it.
     stats = None
@@ -319,9 +300,9 @@ def run(argv, stdout, stderr):
         if stats is not None:
             stdout.write('\n' + format_health(stats) + '\n')
     if stats is not None and stats['message']:
-        print(f'cyborg-pmem-discover: health: {stats["message"]}', file=stderr)
+        print(f'{PROG}: health: {stats["message"]}', file=stderr)
     for refusal in result.refusals:
-        print(f'cyborg-pmem-discover: refused {refusal}', file=stderr)
+        print(f'{PROG}: refused {refusal}', file=stderr)
     return EXIT_REFUSED if result.refusals else 0
 
 

@@ -20,7 +20,8 @@ be configured and offered, and the privileged helper runs daxio.
 
 Exit status: 0 zeroed (or, with --dry-run, would be zeroed), 1 refused
 (the namespace is not configured, not offered, or its path is not a
-device-DAX one), 2 the configuration, ndctl or the zeroing failed.
+device-DAX one), 2 a usage error, a configuration that names no
+namespace, or the configuration, ndctl or the zeroing failed.
 """
 
 import os
@@ -86,6 +87,7 @@ def run(argv, stdout, stderr, config=None):
         config(argv, project='cyborg', prog=PROG)
         with common.driver_log(stderr, config.debug):
             scrubber = scrub.Scrubber.from_conf(config.pmem_devices)
+            common.check_configured(config, scrubber.discovery.labels)
             # The host name only goes into deployable names, which
             # scrubbing does not use: no need for Cyborg's [DEFAULT] host.
             target = scrubber.find_by_name(config.name, socket.gethostname())

@@ -34,18 +34,15 @@ from oslotest import base
 from cyborg_pmem import discovery
 from cyborg_pmem import exception
 from cyborg_pmem import ndctl
+from cyborg_pmem import runner
+from tests import fixtures as ndctl_fixtures
 
-HERE = os.path.dirname(__file__)
-FIXTURE = os.path.join(
-    HERE, '..', 'unit', 'fixtures', 'ndctl', 'driver-listing.json'
-)
 CONFIG = 'SMALL:ns0|ns1,LARGE:ns3'
 ARGV = ' '.join(ndctl.list_argv('ndctl'))
 
 
 def _read_fixture():
-    with open(FIXTURE) as f:
-        return f.read()
+    return ndctl_fixtures.ndctl_text('driver-listing.json')
 
 
 def proc_state(pid):
@@ -55,6 +52,30 @@ def proc_state(pid):
             return f.read().rpartition(')')[2].split()[0]
     except FileNotFoundError:
         return None
+
+
+# A shell fake's own pid file, beside it.
+_PIDS = os.path.join('$(dirname "$0")', 'pids')
+
+
+def with_child(then):
+    """A shell fake (a wrapper, as a script or sudo would be) that starts
+    a child in its own process group, records its pid, then ``then``."""
+    return f"""
+    sleep 600 &
+    echo $! >> {_PIDS}
+    {then}
+    """
+
+
+def with_escaping_child(then):
+    """A shell fake that starts a child in a session of its own, out of
+    reach of the group kill and holding the pipes, then ``then``."""
+    return f"""
+    setsid sleep 600 &
+    echo $! >> {_PIDS}
+    {then}
+    """
 
 
 def children_of(ppid):
@@ -73,21 +94,22 @@ def children_of(ppid):
 
 
 class FakeNdctl(fixtures.Fixture):
-    """An executable ``ndctl`` first on PATH.
+    """An executable ``ndctl`` (or ``name``) first on PATH.
 
     The script records its pid (and the pids of what it starts) in
     ``pids``, one per line, so the test can check they are all gone.
     """
 
-    def __init__(self, body, sh=False, executable=True):
+    def __init__(self, body, sh=False, executable=True, name='ndctl'):
         super().__init__()
         self.body = body
         self.sh = sh
         self.executable = executable
+        self.name = name
 
     def _setUp(self):
         self.dir = self.useFixture(fixtures.TempDir()).path
-        self.path = os.path.join(self.dir, 'ndctl')
+        self.path = os.path.join(self.dir, self.name)
         self.pids = os.path.join(self.dir, 'pids')
         if self.sh:
             header = f'#!/bin/sh\necho $$ >> {self.pids}\n'
@@ -141,6 +163,15 @@ class FaultTestCase(base.BaseTestCase):
         for fragment in fragments:
             self.assertIn(fragment, message)
         return err
+
+    @staticmethod
+    def kill_escaped(fake):
+        """Kill what a fake started out of reach of the runner."""
+        for pid in fake.started()[1:]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def assertAllGone(self, fake, allow_zombie=()):
         """Every pid the fake recorded is gone (``allow_zombie``: pids that
@@ -307,14 +338,7 @@ class TimeoutTest(FaultTestCase):
         # ndctl_path may be a wrapper (a shell script, sudo): killing only
         # the wrapper would leave ndctl running and holding our pipes, so
         # the runner kills ndctl's whole process group.
-        fake = self.fake(
-            f"""
-            sleep 600 &
-            echo $! >> {os.path.join('$(dirname "$0")', 'pids')}
-            wait
-            """,
-            sh=True,
-        )
+        fake = self.fake(with_child('wait'), sh=True)
         self.assertTimesOut()
         wrapper, grandchild = fake.started()
         # The grandchild is init's child once the wrapper died: dead is
@@ -325,16 +349,9 @@ class TimeoutTest(FaultTestCase):
         # A descendant that makes a session of its own is out of reach of
         # the group kill and keeps our pipes open: the runner stops
         # reading after REAP_TIMEOUT instead of waiting for it.
-        fake = self.fake(
-            f"""
-            setsid sleep 600 &
-            echo $! >> {os.path.join('$(dirname "$0")', 'pids')}
-            echo '[]'
-            """,
-            sh=True,
-        )
-        self.addCleanup(self._kill_escaped, fake)
-        self.assertTimesOut(within=ndctl.REAP_TIMEOUT + 4)
+        fake = self.fake(with_escaping_child("echo '[]'"), sh=True)
+        self.addCleanup(self.kill_escaped, fake)
+        self.assertTimesOut(within=runner.REAP_TIMEOUT + 4)
         wrapper = fake.started()[0]
         self.assertIsNone(proc_state(wrapper))
 
@@ -356,14 +373,6 @@ class TimeoutTest(FaultTestCase):
         self.assertRaises(Interrupted, ndctl.run_list, 'ndctl', 60)
         self.assertLess(time.monotonic() - started, 10)
         self.assertAllGone(fake)
-
-    @staticmethod
-    def _kill_escaped(fake):
-        for pid in fake.started()[1:]:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 class BigOutputTest(FaultTestCase):

@@ -35,7 +35,6 @@ Shared by the integration tests and ``tox -e demo``. What runs is real:
 """
 
 import contextlib
-import json
 import os
 import shutil
 import subprocess
@@ -48,6 +47,9 @@ import uuid
 
 import fixtures
 from oslo_concurrency import processutils
+
+# Re-exported: the timing and the cycle benchmark build their hosts here.
+from tests.fixtures.listing import synthetic_listing  # noqa: F401
 
 # Cyborg's alembic head before the PMEM patch series, and the head of the
 # series' migrations on top of it (26ed30a648d7 adds the PMEM types,
@@ -556,20 +558,13 @@ def ndctl_output(listing=None, error=None):
 
 @contextlib.contextmanager
 def scrub_boundary():
-    """Stand in for the privileged namespace wipe, if the driver has one.
+    """Stand in for the privileged namespace wipe; yield its mock.
 
-    On unbind the agent calls the driver's ``cleanup_attach_handle``.
-    Cyborg's default does nothing; a driver that zeroes the namespace does
-    it through its privsep helper (``cyborg_pmem.privsep.zero_devdax``,
-    which runs daxio on a real /dev/daxN.M): that call is replaced, with
-    autospec, and the mock yielded. Yields None when the driver keeps
-    Cyborg's default.
+    On unbind the agent calls the driver's ``cleanup_attach_handle``,
+    which zeroes the namespace through its privsep helper
+    (``cyborg_pmem.privsep.zero_devdax``, which runs daxio on a real
+    /dev/daxN.M): that call is replaced, with autospec.
     """
-    from cyborg_pmem import driver
-
-    if 'cleanup_attach_handle' not in vars(driver.IntelPMEMDriver):
-        yield None
-        return
     from cyborg_pmem import privsep
 
     with mock.patch.object(privsep, 'zero_devdax', autospec=True) as zero:
@@ -912,64 +907,6 @@ class _Recorder:
 
 
 # -- Synthetic hosts for the timing ------------------------------------------
-
-
-def synthetic_listing(regions, namespaces):
-    """An ndctl listing (the driver's combined shape) of ``regions``
-    regions holding ``namespaces`` devdax namespaces ns0..nsN-1 spread
-    evenly, and the matching ``pmem_namespaces`` value (one label per
-    region)."""
-    per_region = namespaces // regions
-    dimms = []
-    region_list = []
-    labels = []
-    for r in range(regions):
-        dimms.append(
-            {'dev': f'nmem{r}', 'id': f'8089-a2-1234-{r:08x}', 'handle': r}
-        )
-        ns_list = []
-        names = []
-        for i in range(per_region):
-            n = r * per_region + i
-            names.append(f'ns{n}')
-            ns_list.append(
-                {
-                    'dev': f'namespace{r}.{i}',
-                    'mode': 'devdax',
-                    'map': 'dev',
-                    'size': 1056964608,
-                    'uuid': str(uuid.UUID(int=n + 1)),
-                    'daxregion': {
-                        'id': r,
-                        'size': 1056964608,
-                        'align': 2097152,
-                        'devices': [
-                            {
-                                'chardev': f'dax{r}.{i}',
-                                'size': 1056964608,
-                                'mode': 'devdax',
-                            }
-                        ],
-                    },
-                    'align': 2097152,
-                    'name': f'ns{n}',
-                    'numa_node': r % 2,
-                }
-            )
-        region_list.append(
-            {
-                'dev': f'region{r}',
-                'size': per_region * 1073741824,
-                'type': 'pmem',
-                'numa_node': r % 2,
-                'iset_id': 0x1000 + r,
-                'mappings': [{'dimm': f'nmem{r}', 'position': 0}],
-                'namespaces': ns_list,
-            }
-        )
-        labels.append(f'R{r}:' + '|'.join(names))
-    listing = json.dumps({'dimms': dimms, 'regions': region_list})
-    return listing, ','.join(labels)
 
 
 def time_cycles(host, listing, repeat=3):

@@ -20,7 +20,6 @@ ironic-python-agent's test base does. A test that needs a command mocks
 """
 
 import json
-import os
 from unittest import mock
 
 import fixtures
@@ -31,8 +30,7 @@ from oslotest import base
 
 from cyborg_pmem import conf
 from cyborg_pmem import privsep
-
-FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures')
+from tests import fixtures as ndctl_fixtures
 
 
 class RealCommandError(AssertionError):
@@ -79,10 +77,13 @@ class TestCase(base.BaseTestCase):
         ).mock
 
 
+def fixture_path(name):
+    """A saved ``ndctl list`` output (tests/fixtures/ndctl/MANIFEST)."""
+    return ndctl_fixtures.ndctl_path(name)
+
+
 def fixture_text(name):
-    """A real ``ndctl list`` output captured on the QEMU rig."""
-    with open(os.path.join(FIXTURES, 'ndctl', name)) as f:
-        return f.read()
+    return ndctl_fixtures.ndctl_text(name)
 
 
 def fixture_json(name):

@@ -14,15 +14,22 @@ import io
 import json
 import os
 
+import ddt
 import fixtures
 from oslo_concurrency import processutils
 
 from cyborg_pmem.cmd import discover
 from tests.unit import base
 
-LISTING = os.path.join(base.FIXTURES, 'ndctl', 'driver-listing.json')
+LISTING = base.fixture_path('driver-listing.json')
+SAMPLE_HOST = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+    'etc',
+    'sample-host',
+)
 
 
+@ddt.ddt
 class DiscoverCommandTest(base.TestCase):
     def setUp(self):
         super().setUp()
@@ -110,6 +117,22 @@ class DiscoverCommandTest(base.TestCase):
             r'CUSTOM_PMEM_NAMESPACE_SMALL x 2',
         )
 
+    def test_old_ndctl_listing(self):
+        # ndctl v61 prints align only in the daxregion: the table (and
+        # attach_info, which Nova's <alignsize> needs) still has it.
+        code, out, err = self._run(
+            '--config-file',
+            self._conf('SMALL:ns0|ns1,LARGE:ns3'),
+            '--ndctl-output',
+            base.fixture_path('ndctl61-driver-listing.json'),
+        )
+        self.assertEqual((0, ''), (code, err))
+        self.assertEqual(
+            'region0  CUSTOM_PMEM_NAMESPACE_SMALL  ns0        namespace0.0  '
+            '/dev/dax0.0  1006 MiB  2 MiB  0',
+            out.splitlines()[1],
+        )
+
     def test_json_follows_the_cli_contract(self):
         code, out, _err = self._run(
             '--config-file',
@@ -142,12 +165,14 @@ class DiscoverCommandTest(base.TestCase):
         self.assertEqual(
             {
                 'name',
+                'driver_name',
                 'num_accelerators',
                 'attribute_list',
                 'attach_handle_list',
             },
             set(deployable),
         )
+        self.assertEqual('intel_pmem_driver', deployable['driver_name'])
         self.assertEqual(
             [
                 {'key': 'rc', 'value': 'CUSTOM_PMEM_NAMESPACE_SMALL'},
@@ -200,86 +225,171 @@ class DiscoverCommandTest(base.TestCase):
             err.splitlines(),
         )
 
-    def test_errors_exit_2_with_one_line(self):
-        bad_json = os.path.join(self.tmp, 'bad.json')
-        with open(bad_json, 'w') as f:
+    def assertOneLineError(self, code, out, err, expected):
+        self.assertEqual(2, code)
+        self.assertEqual('', out)
+        self.assertEqual(1, len(err.splitlines()), err)
+        self.assertTrue(err.startswith('cyborg-pmem-discover: error: '), err)
+        self.assertIn(expected, err)
+        self.assertNotIn('Traceback', err)
+
+    @ddt.data(
+        # pmem_namespaces, a further [pmem_devices] line, --ndctl-output
+        # (in the test's directory unless absolute), the error's words
+        ('SMALL', '', LISTING, "entry 'SMALL' must have"),
+        ('L:ns0', '', 'bad.json', 'unexpected ndctl list output'),
+        ('L:ns0', '', 'missing', 'cannot read ndctl output'),
+        ('L:ns0', 'ndctl_timeout = x\n', LISTING, 'ndctl_timeout'),
+        (
+            'L:ns0',
+            '',
+            base.fixture_path('no-match.json'),
+            'shows no enabled PMEM region',
+        ),
+    )
+    @ddt.unpack
+    def test_errors_exit_2_with_one_line(
+        self, namespaces, extra, listing, expected
+    ):
+        with open(os.path.join(self.tmp, 'bad.json'), 'w') as f:
             f.write('{"regions": [')
+        code, out, err = self._run(
+            '--config-file',
+            self._conf(namespaces, extra),
+            '--ndctl-output',
+            os.path.join(self.tmp, listing),
+        )
+        self.assertOneLineError(code, out, err, expected)
+
+    def test_missing_config_file_exits_2(self):
+        code, out, err = self._run(
+            '--config-file', os.path.join(self.tmp, 'nope.conf')
+        )
+        self.assertOneLineError(code, out, err, 'nope.conf')
+
+    def test_host_too_long_exits_2(self):
         long_host = os.path.join(self.tmp, 'long-host.conf')
         with open(long_host, 'w') as f:
             f.write('[DEFAULT]\nhost = ' + 'h' * 200 + '\n')
-        cases = [
+        code, out, err = self._run(
+            '--config-file',
+            self._conf('L:ns0'),
+            '--config-file',
+            long_host,
+            '--ndctl-output',
+            LISTING,
+        )
+        self.assertOneLineError(
+            code, out, err, '[DEFAULT] host is 200 characters'
+        )
+
+    def _main(self, *argv):
+        """The installed command: main() with this argv; (exit status,
+        stdout, stderr). argparse writes its usage errors to sys.stderr."""
+        stdout = self.useFixture(
+            fixtures.MonkeyPatch('sys.stdout', io.StringIO())
+        ).new_value
+        stderr = self.useFixture(
+            fixtures.MonkeyPatch('sys.stderr', io.StringIO())
+        ).new_value
+        self.useFixture(
+            fixtures.MonkeyPatch('sys.argv', ['cyborg-pmem-discover', *argv])
+        )
+        err = self.assertRaises(SystemExit, discover.main)
+        return err.code, stdout.getvalue(), stderr.getvalue()
+
+    @ddt.data(
+        (
+            ('--format', 'yaml'),
+            "argument --format: invalid choice 'yaml' (choose from table, "
+            'json)',
+        ),
+        (('--bogus',), 'unrecognized arguments: --bogus'),
+        (('--format',), 'argument --format: expected one argument'),
+        (('--ndctl-output',), 'argument --ndctl-output: expected one'),
+        (('extra',), 'unrecognized arguments: extra'),
+    )
+    @ddt.unpack
+    def test_usage_errors_exit_2_with_the_program_name(self, argv, expected):
+        execute = self.mock_execute()
+        code, out, err = self._main(
+            '--config-file',
+            self._conf('SMALL:ns0'),
+            '--ndctl-output',
+            LISTING,
+            *argv,
+        )
+        self.assertEqual((2, ''), (code, out))
+        # argparse shows its usage first; the error is the last line.
+        last = err.splitlines()[-1]
+        self.assertTrue(last.startswith('cyborg-pmem-discover: error: '), err)
+        self.assertIn(expected, last)
+        self.assertNotIn('Traceback', err)
+        execute.assert_not_called()
+
+    def test_format_is_checked_before_anything_runs(self):
+        execute = self.mock_execute()
+        code, out, err = self._main(
+            '--config-file', self._conf('SMALL:ns0'), '--format', 'yaml'
+        )
+        self.assertEqual(
             (
-                (
-                    '--config-file',
-                    self._conf('SMALL'),
-                    '--ndctl-output',
-                    LISTING,
-                ),
-                'entry \'SMALL\' must have',
+                2,
+                '',
+                "cyborg-pmem-discover: error: argument --format: invalid "
+                "choice 'yaml' (choose from table, json)\n",
             ),
+            (code, out, err),
+        )
+        execute.assert_not_called()
+
+    @ddt.data(
+        '[DEFAULT]\nhost = compute-0\n',
+        '[pmem_devices]\n',
+        '[pmem_devices]\npmem_namespaces =\n',
+        '',
+    )
+    def test_nothing_configured_exits_2(self, text):
+        path = os.path.join(self.tmp, 'empty.conf')
+        with open(path, 'w') as f:
+            f.write(text)
+        execute = self.mock_execute()
+        code, out, err = self._main('--config-file', path)
+        self.assertEqual(
             (
-                (
-                    '--config-file',
-                    self._conf('L:ns0'),
-                    '--ndctl-output',
-                    bad_json,
-                ),
-                'unexpected ndctl list output',
+                2,
+                '',
+                'cyborg-pmem-discover: error: [pmem_devices] '
+                f'pmem_namespaces: not set in {path}: intel_pmem_driver '
+                'would offer nothing\n',
             ),
-            (
-                (
-                    '--config-file',
-                    self._conf('L:ns0'),
-                    '--ndctl-output',
-                    os.path.join(self.tmp, 'missing'),
-                ),
-                'cannot read ndctl output',
-            ),
-            (
-                ('--config-file', os.path.join(self.tmp, 'nope.conf')),
-                'nope.conf',
-            ),
-            (
-                (
-                    '--config-file',
-                    self._conf('L:ns0', 'ndctl_timeout = x\n'),
-                    '--ndctl-output',
-                    LISTING,
-                ),
-                'ndctl_timeout',
-            ),
-            (
-                (
-                    '--config-file',
-                    self._conf('L:ns0'),
-                    '--ndctl-output',
-                    os.path.join(base.FIXTURES, 'ndctl', 'no-match.json'),
-                ),
-                'shows no enabled PMEM region',
-            ),
-            (
-                (
-                    '--config-file',
-                    self._conf('L:ns0'),
-                    '--config-file',
-                    long_host,
-                    '--ndctl-output',
-                    LISTING,
-                ),
-                '[DEFAULT] host is 200 characters',
-            ),
-        ]
-        for argv, expected in cases:
-            with self.subTest(expected=expected):
-                code, out, err = self._run(*argv)
-                self.assertEqual(2, code)
-                self.assertEqual('', out)
-                self.assertEqual(1, len(err.splitlines()), err)
-                self.assertTrue(
-                    err.startswith('cyborg-pmem-discover: error: ')
+            (code, out, err),
+        )
+        execute.assert_not_called()
+
+    def test_no_config_file_found_exits_2(self):
+        # Where oslo.config looks for cyborg.conf (~/.cyborg, ~, /etc/cyborg,
+        # /etc): found nowhere.
+        for finder in ('find_config_files', 'find_config_dirs'):
+            self.useFixture(
+                fixtures.MockPatch(
+                    f'oslo_config.cfg.{finder}', autospec=True, return_value=[]
                 )
-                self.assertIn(expected, err)
-                self.assertNotIn('Traceback', err)
+            )
+        execute = self.mock_execute()
+        code, out, err = self._main('--ndctl-output', LISTING)
+        self.assertEqual(
+            (
+                2,
+                '',
+                'cyborg-pmem-discover: error: [pmem_devices] '
+                'pmem_namespaces: not set, and no configuration file was '
+                'found (pass --config-file, e.g. /etc/cyborg/cyborg.conf): '
+                'intel_pmem_driver would offer nothing\n',
+            ),
+            (code, out, err),
+        )
+        execute.assert_not_called()
 
     def test_ndctl_failure_is_an_error(self):
         self.mock_execute(side_effect=FileNotFoundError(2, 'no'))
@@ -299,22 +409,20 @@ class DiscoverCommandTest(base.TestCase):
         self.assertIn("WARNING Not offering PMEM namespace 'ns9'", err)
         self.assertIn('INFO PMEM discovery: 2 region(s), 1 reported', err)
 
-    def test_human_bytes(self):
-        cases = {
-            None: '-',
-            512: '512 B',
-            2097152: '2 MiB',
-            1054867456: '1006 MiB',
-            1 << 50: '1024 TiB',
-        }
-        for value, expected in cases.items():
-            self.assertEqual(expected, discover._human_bytes(value))
+    @ddt.data(
+        (None, '-'),
+        (512, '512 B'),
+        (2097152, '2 MiB'),
+        (1054867456, '1006 MiB'),
+        (1 << 50, '1024 TiB'),
+    )
+    @ddt.unpack
+    def test_human_bytes(self, value, expected):
+        self.assertEqual(expected, discover._human_bytes(value))
 
 
 class DiscoverHealthTest(base.TestCase):
-    HEALTH = os.path.join(
-        base.FIXTURES, 'ndctl', 'optane-dimms-regions-health.json'
-    )
+    HEALTH = base.fixture_path('optane-dimms-regions-health.json')
 
     def setUp(self):
         super().setUp()
@@ -325,17 +433,16 @@ class DiscoverHealthTest(base.TestCase):
 
     def test_health_table_from_one_live_call(self):
         execute = self.mock_execute(
-            return_value=(base.fixture_text(os.path.basename(self.HEALTH)), '')
+            side_effect=[
+                (base.fixture_text('driver-listing.json'), ''),
+                (base.fixture_text(os.path.basename(self.HEALTH)), ''),
+            ]
         )
         code, out, err = self._run(
-            '--config-file',
-            self._conf('SMALL:ns0|ns1'),
-            '--ndctl-output',
-            LISTING,
-            '--health',
+            '--config-file', self._conf('SMALL:ns0|ns1'), '--health'
         )
         self.assertEqual((0, ''), (code, err))
-        execute.assert_called_once()
+        self.assertEqual(2, execute.call_count)  # the listing, then health
         self.assertEqual(
             ('ndctl', 'list', '--dimms', '--regions', '--health'),
             execute.call_args.args,
@@ -364,16 +471,15 @@ class DiscoverHealthTest(base.TestCase):
 
     def test_health_unavailable_is_one_line_and_keeps_exit_status(self):
         self.mock_execute(
-            side_effect=processutils.ProcessExecutionError(
-                exit_code=1, stderr='open /dev/nmem0: Permission denied'
-            )
+            side_effect=[
+                (base.fixture_text('driver-listing.json'), ''),
+                processutils.ProcessExecutionError(
+                    exit_code=1, stderr='open /dev/nmem0: Permission denied'
+                ),
+            ]
         )
         code, out, err = self._run(
-            '--config-file',
-            self._conf('SMALL:ns0|ns1'),
-            '--ndctl-output',
-            LISTING,
-            '--health',
+            '--config-file', self._conf('SMALL:ns0|ns1'), '--health'
         )
         self.assertEqual(0, code)
         self.assertIn('/dev/dax0.0', out)  # discovery still shown
@@ -391,7 +497,7 @@ class DiscoverHealthTest(base.TestCase):
             '--ndctl-output',
             LISTING,
             '--health-output',
-            os.path.join(base.FIXTURES, 'ndctl', 'dimms-regions-health.json'),
+            base.fixture_path('dimms-regions-health.json'),
         )
         self.assertEqual(0, code)
         self.assertEqual(
@@ -431,6 +537,60 @@ class DiscoverHealthTest(base.TestCase):
         )
         self.assertEqual(0, code)
         self.assertIn('health: cannot read ndctl output', err)
+
+    def test_health_of_a_saved_listing_needs_a_saved_health_listing(self):
+        # This host's health next to another host's listing would mislead:
+        # a usage error, and nothing is run.
+        execute = self.mock_execute()
+        code, out, err = self._run(
+            '--config-file',
+            self._conf('SMALL:ns0|ns1'),
+            '--ndctl-output',
+            LISTING,
+            '--health',
+        )
+        self.assertEqual((2, ''), (code, out))
+        self.assertEqual(
+            'cyborg-pmem-discover: error: --health with --ndctl-output '
+            'would show the health of this host next to a saved listing; '
+            'give the saved health listing with --health-output FILE '
+            '("ndctl list --dimms --regions --health"), or leave out '
+            '--ndctl-output\n',
+            err,
+        )
+        execute.assert_not_called()
+
+    def test_sample_host_with_its_health(self):
+        # What tox -e demo shows: the sample host and its saved health
+        # listing, two emulated NVDIMMs that have no health to read.
+        code, out, err = self._run(
+            '--config-file',
+            os.path.join(SAMPLE_HOST, 'cyborg.conf'),
+            '--ndctl-output',
+            os.path.join(SAMPLE_HOST, 'ndctl-list.json'),
+            '--health-output',
+            os.path.join(SAMPLE_HOST, 'ndctl-health.json'),
+        )
+        self.assertEqual(0, code)
+        self.assertEqual(
+            [
+                'DIMM   Region   Health  Temp C  Spares %  Life used %  '
+                'Shutdown  Shutdowns',
+                'nmem0  region0  -       -       -         -            '
+                '-         -',
+                'nmem1  region1  -       -       -         -            '
+                '-         -',
+                '  region0: unknown (nmem0)',
+                '  region1: unknown (nmem1)',
+            ],
+            out.split('\n\n')[-1].splitlines(),
+        )
+        self.assertEqual(
+            'cyborg-pmem-discover: health: ndctl shows no DIMM health: '
+            'reading it needs root (/dev/nmemN), and emulated NVDIMMs have '
+            'none\n',
+            err,
+        )
 
     def test_discovery_failure_is_not_hidden_by_health(self):
         self.mock_execute(side_effect=FileNotFoundError(2, 'no'))

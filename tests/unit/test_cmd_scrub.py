@@ -14,6 +14,7 @@ import io
 import os
 from unittest import mock
 
+import ddt
 import fixtures
 from oslo_concurrency import processutils
 from oslo_privsep import priv_context
@@ -23,6 +24,7 @@ from cyborg_pmem.cmd import scrub as scrub_cmd
 from tests.unit import base
 
 
+@ddt.ddt
 class ScrubCommandTest(base.TestCase):
     def setUp(self):
         super().setUp()
@@ -88,42 +90,40 @@ class ScrubCommandTest(base.TestCase):
         self.execute.assert_called_once()  # ndctl only
         self.start.assert_not_called()
 
-    def test_refusals_exit_1(self):
-        for name, message in (
-            ('ns4', "namespace 'ns4': it is not offered: namespace1.1 is"),
-            ('ns7', "namespace 'ns7': it is not in [pmem_devices]"),
-        ):
-            with self.subTest(name=name):
-                code, out, err = self._run('--config-file', self.conf, name)
-                self.assertEqual((1, ''), (code, out))
-                self.assertTrue(
-                    err.startswith('cyborg-pmem-scrub: refused: refusing '),
-                    err,
-                )
-                self.assertIn(message, err)
-                self.assertEqual(1, err.count('\n'))
+    @ddt.data(
+        ('ns4', "namespace 'ns4': it is not offered: namespace1.1 is"),
+        ('ns7', "namespace 'ns7': it is not in [pmem_devices]"),
+    )
+    @ddt.unpack
+    def test_refusals_exit_1(self, name, message):
+        code, out, err = self._run('--config-file', self.conf, name)
+        self.assertEqual((1, ''), (code, out))
+        self.assertTrue(
+            err.startswith('cyborg-pmem-scrub: refused: refusing '), err
+        )
+        self.assertIn(message, err)
+        self.assertEqual(1, err.count('\n'))
 
-    def test_daxio_failures_exit_2(self):
-        listing = self.execute.return_value
-        for failure, message in (
-            (
-                FileNotFoundError(2, 'no'),
-                'install the pmdk-tools package (Debian/Ubuntu) or daxio',
+    @ddt.data(
+        (
+            FileNotFoundError(2, 'no'),
+            'install the pmdk-tools package (Debian/Ubuntu) or daxio',
+        ),
+        (
+            processutils.ProcessExecutionError(
+                exit_code=1, stderr='daxio: mmap failed'
             ),
-            (
-                processutils.ProcessExecutionError(
-                    exit_code=1, stderr='daxio: mmap failed'
-                ),
-                'exit status 1: daxio: mmap failed',
-            ),
-        ):
-            with self.subTest(message=message):
-                self.execute.side_effect = [listing, failure]
-                code, out, err = self._run('--config-file', self.conf, 'ns0')
-                self.assertEqual((2, ''), (code, out))
-                self.assertTrue(err.startswith('cyborg-pmem-scrub: error: '))
-                self.assertIn(message, err)
-                self.assertEqual(1, err.count('\n'))
+            'exit status 1: daxio: mmap failed',
+        ),
+    )
+    @ddt.unpack
+    def test_daxio_failures_exit_2(self, failure, message):
+        self.execute.side_effect = [self.execute.return_value, failure]
+        code, out, err = self._run('--config-file', self.conf, 'ns0')
+        self.assertEqual((2, ''), (code, out))
+        self.assertTrue(err.startswith('cyborg-pmem-scrub: error: '))
+        self.assertIn(message, err)
+        self.assertEqual(1, err.count('\n'))
 
     def test_ndctl_failure_exits_2(self):
         self.execute.side_effect = FileNotFoundError(2, 'no')
@@ -142,13 +142,42 @@ class ScrubCommandTest(base.TestCase):
             err,
         )
 
-    def test_usage_errors_exit_2(self):
-        # argparse prints usage and its one-line error itself.
-        self.useFixture(fixtures.MonkeyPatch('sys.stderr', io.StringIO()))
+    @ddt.data(
+        ((), 'the following arguments are required: NAME'),
+        (('ns0', '--bogus'), 'unrecognized arguments: --bogus'),
+        (('ns0', 'ns1'), 'unrecognized arguments: ns1'),
+    )
+    @ddt.unpack
+    def test_usage_errors_exit_2(self, argv, expected):
+        # argparse prints its usage, then "PROG: error: ..." last.
+        stderr = self.useFixture(
+            fixtures.MonkeyPatch('sys.stderr', io.StringIO())
+        ).new_value
         err = self.assertRaises(
-            SystemExit, self._run, '--config-file', self.conf
+            SystemExit, self._run, '--config-file', self.conf, *argv
         )
         self.assertEqual(2, err.code)
+        self.assertEqual(
+            f'cyborg-pmem-scrub: error: {expected}',
+            stderr.getvalue().splitlines()[-1],
+        )
+        self.execute.assert_not_called()
+
+    def test_nothing_configured_exits_2(self):
+        with open(self.conf, 'w') as f:
+            f.write('[pmem_devices]\ndaxio_path = /usr/bin/daxio\n')
+        code, out, err = self._run('--config-file', self.conf, 'ns0')
+        self.assertEqual(
+            (
+                2,
+                '',
+                'cyborg-pmem-scrub: error: [pmem_devices] pmem_namespaces: '
+                f'not set in {self.conf}: intel_pmem_driver would offer '
+                'nothing\n',
+            ),
+            (code, out, err),
+        )
+        self.execute.assert_not_called()
 
     def test_bad_configuration_exits_2(self):
         with open(self.conf, 'w') as f:

@@ -12,6 +12,7 @@
 
 import logging
 
+import ddt
 import fixtures
 
 from cyborg_pmem import discovery
@@ -19,6 +20,7 @@ from cyborg_pmem import exception
 from tests.unit import base
 
 
+@ddt.ddt
 class DiscoveryTest(base.TestCase):
     def setUp(self):
         super().setUp()
@@ -83,13 +85,10 @@ class DiscoveryTest(base.TestCase):
         self.assertRaises(exception.InvalidConfig, self._discovery, 'bad')
         self.execute.assert_not_called()
 
-    def test_tool_failure_raises_never_empty(self):
-        for stdout in ('{"truncated": [', 'garbage', ''):
-            with self.subTest(stdout=stdout):
-                self.execute.return_value = (stdout, '')
-                self.assertRaises(
-                    exception.PmemError, self._discovery().run, 'h'
-                )
+    @ddt.data('{"truncated": [', 'garbage', '')
+    def test_tool_failure_raises_never_empty(self, stdout):
+        self.execute.return_value = (stdout, '')
+        self.assertRaises(exception.PmemError, self._discovery().run, 'h')
 
     def test_nothing_configured_reports_nothing_without_error(self):
         self.execute.return_value = ('', '')

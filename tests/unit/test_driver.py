@@ -20,13 +20,16 @@ from unittest import mock
 from cyborg.accelerator.drivers import driver as cyborg_generic
 from cyborg.common import constants
 import cyborg.conf  # noqa: F401 - registers [DEFAULT] host, as in the agent
+import ddt
 import fixtures
 from oslo_concurrency import processutils
 from stevedore import driver as stevedore_driver
 
+from cyborg_pmem import discovery
 from cyborg_pmem import driver
 from cyborg_pmem import exception
-from cyborg_pmem import ndctl
+from cyborg_pmem import runner
+from cyborg_pmem.cmd import discover
 from tests.unit import base
 
 CYBORG_KNOWS_PMEM = not driver.missing_pmem_support()
@@ -157,6 +160,17 @@ class DriverTest(base.TestCase):
                 ],
             )
 
+    def test_cli_json_is_what_the_driver_reports(self):
+        # One mapping from the plan: the CLI prints the fields the driver
+        # builds its Cyborg objects from.
+        plan = discovery.Discovery.from_conf(driver.CONF.pmem_devices).run(
+            'compute-0'
+        )
+        self.assertEqual(
+            discover.plan_as_dict(plan)['devices'],
+            [_as_fields(device) for device in _load().discover()],
+        )
+
     def test_discover_is_deterministic(self):
         first = [d.obj_to_primitive() for d in _load().discover()]
         second = [d.obj_to_primitive() for d in _load().discover()]
@@ -170,6 +184,19 @@ class DriverTest(base.TestCase):
         log = self.useFixture(fixtures.FakeLogger(level=logging.WARNING))
         self.assertFalse(_load().update('cpid', '/tmp/fw.bin'))
         self.assertIn('cannot update firmware', log.output)
+
+
+def _as_fields(obj):
+    """A Cyborg driver object's set fields, nested, as plain data."""
+    if isinstance(obj, list):
+        return [_as_fields(item) for item in obj]
+    if not hasattr(obj, 'obj_attr_is_set'):
+        return obj
+    return {
+        name: _as_fields(getattr(obj, name))
+        for name in obj.fields
+        if obj.obj_attr_is_set(name)
+    }
 
 
 class _PmemCyborgTestCase(base.TestCase):
@@ -192,6 +219,28 @@ class _PmemCyborgTestCase(base.TestCase):
         )
 
 
+class LoadTest(_PmemCyborgTestCase):
+    def test_nothing_configured_loads_with_a_warning(self):
+        # An empty option offers nothing, by design; it is most likely
+        # forgotten, so the agent's log says so once, at load.
+        self.config.config(pmem_namespaces=[], group='pmem_devices')
+        log = self.useFixture(fixtures.FakeLogger(level=logging.WARNING))
+        pmem_driver = _load()
+        self.assertEqual(
+            '[pmem_devices] pmem_namespaces is not set: intel_pmem_driver '
+            'offers no PMEM namespace\n',
+            log.output,
+        )
+        self.execute.return_value = ('', '')
+        self.assertEqual([], pmem_driver.discover())
+
+    def test_configured_loads_without_a_warning(self):
+        log = self.useFixture(fixtures.FakeLogger(level=logging.WARNING))
+        _load()
+        self.assertEqual('', log.output)
+
+
+@ddt.ddt
 class CleanupAttachHandleTest(_PmemCyborgTestCase):
     """The contract with the contrib/cyborg patch: the agent calls
     ``cleanup_attach_handle(attach_type, attach_info)`` on unbind and marks
@@ -232,11 +281,9 @@ class CleanupAttachHandleTest(_PmemCyborgTestCase):
         self.assertEqual(80, daxio_call.kwargs['timeout'])
         self.device.assert_called_once_with('/dev/dax1.0')
 
-    def test_ignores_other_attach_types(self):
-        for attach_type in ('PCI', 'MDEV', 'TEST_PCI'):
-            self.assertIsNone(
-                self.driver.cleanup_attach_handle(attach_type, '{}')
-            )
+    @ddt.data('PCI', 'MDEV', 'TEST_PCI')
+    def test_ignores_other_attach_types(self, attach_type):
+        self.assertIsNone(self.driver.cleanup_attach_handle(attach_type, '{}'))
         self.execute.assert_not_called()
 
     def test_refusal_raises_so_the_handle_stays_in_use(self):
@@ -292,7 +339,7 @@ class GetStatsTest(_PmemCyborgTestCase):
             '--health',
             timeout=30,
             on_execute=mock.ANY,
-            preexec_fn=ndctl._own_process_group,
+            preexec_fn=runner.own_process_group,
         )
         self.assertTrue(stats['health_available'])
         self.assertEqual('ok', stats['dimms']['nmem0']['health_state'])

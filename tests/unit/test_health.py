@@ -13,6 +13,7 @@
 import json
 import logging
 
+import ddt
 import fixtures
 from oslo_concurrency import processutils
 
@@ -22,6 +23,7 @@ from tests.unit import base
 OPTANE = 'optane-dimms-regions-health.json'
 
 
+@ddt.ddt
 class StatsFromListingTest(base.TestCase):
     def test_real_hardware_shapes(self):
         stats = health.stats_from_listing(base.fixture_text(OPTANE))
@@ -91,18 +93,18 @@ class StatsFromListingTest(base.TestCase):
             stats['regions'],
         )
 
-    def test_severity_order(self):
-        for states, worst in (
-            (['ok', 'ok'], 'ok'),
-            (['ok', 'non-critical'], 'non-critical'),
-            (['non-critical', 'unknown'], 'unknown'),
-            (['unknown', 'critical'], 'critical'),
-            (['critical', 'fatal', 'ok'], 'fatal'),
-            (['ok', 'something-new'], 'unknown'),
-            ([], 'unknown'),
-        ):
-            with self.subTest(states=states):
-                self.assertEqual(worst, health._worst(states))
+    @ddt.data(
+        (['ok', 'ok'], 'ok'),
+        (['ok', 'non-critical'], 'non-critical'),
+        (['non-critical', 'unknown'], 'unknown'),
+        (['unknown', 'critical'], 'critical'),
+        (['critical', 'fatal', 'ok'], 'fatal'),
+        (['ok', 'something-new'], 'unknown'),
+        ([], 'unknown'),
+    )
+    @ddt.unpack
+    def test_severity_order(self, states, worst):
+        self.assertEqual(worst, health._worst(states))
 
     def test_qemu_nvdimm_has_no_health(self):
         stats = health.stats_from_listing(
@@ -159,6 +161,7 @@ class StatsFromListingTest(base.TestCase):
         self.assertEqual('ndctl shows no DIMMs', stats['message'])
 
 
+@ddt.ddt
 class CollectTest(base.TestCase):
     def setUp(self):
         super().setUp()
@@ -176,24 +179,24 @@ class CollectTest(base.TestCase):
         self.assertTrue(stats['health_available'])
         self.assertEqual('', self.log.output)
 
-    def test_failures_never_raise(self):
-        for side_effect, message in (
-            (FileNotFoundError(2, 'no'), "ndctl executable 'ndctl' not found"),
-            (
-                processutils.ProcessExecutionError(
-                    exit_code=1, stderr='Permission denied\n'
-                ),
-                'failed (exit status 1): Permission denied',
+    @ddt.data(
+        (FileNotFoundError(2, 'no'), "ndctl executable 'ndctl' not found"),
+        (
+            processutils.ProcessExecutionError(
+                exit_code=1, stderr='Permission denied\n'
             ),
-            (None, 'unexpected ndctl list output'),
-        ):
-            with self.subTest(message=message):
-                self.execute.side_effect = side_effect
-                self.execute.return_value = ('{not json', '')
-                stats = health.collect('ndctl', 30)
-                self.assertFalse(stats['health_available'])
-                self.assertIn(message, stats['message'])
-                self.assertEqual({}, stats['dimms'])
+            'failed (exit status 1): Permission denied',
+        ),
+        (None, 'unexpected ndctl list output'),
+    )
+    @ddt.unpack
+    def test_failures_never_raise(self, side_effect, message):
+        self.execute.side_effect = side_effect
+        self.execute.return_value = ('{not json', '')
+        stats = health.collect('ndctl', 30)
+        self.assertFalse(stats['health_available'])
+        self.assertIn(message, stats['message'])
+        self.assertEqual({}, stats['dimms'])
 
     def test_unavailable_health_warns_once(self):
         self.execute.return_value = (

@@ -10,8 +10,10 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-import copy
+import dataclasses
 import json
+
+import ddt
 
 from cyborg_pmem import exception
 from cyborg_pmem import inventory
@@ -155,6 +157,74 @@ class RealShapesTest(base.TestCase):
         )
 
 
+class OldNdctlTest(base.TestCase):
+    """The rig's scenario as older ndctl releases print it (reshaped from
+    the captures by their printing code; tests/fixtures/ndctl/MANIFEST)."""
+
+    def test_v61_listing(self):
+        old = inventory.parse_listing(
+            base.fixture_text('ndctl61-driver-listing.json')
+        )
+        new = inventory.parse_listing(base.fixture_text('driver-listing.json'))
+        self.assertEqual({**SCENARIO, **IDLE}, _summary(old))
+        # Only the daxregion carries align before v64; it is the same.
+        ns0 = next(ns for ns in old.namespaces if ns.name == 'ns0')
+        self.assertEqual(2097152, ns0.align)
+        # The same devdax namespaces, but for the dax device's own mode,
+        # which ndctl prints only since daxctl can online it as memory.
+        self.assertEqual(
+            {
+                ns.dev: dataclasses.replace(ns, dax_mode=None)
+                for ns in new.namespaces
+                if ns.mode == 'devdax'
+            },
+            {ns.dev: ns for ns in old.namespaces if ns.mode == 'devdax'},
+        )
+        self.assertEqual(
+            [(r.dev, r.iset_id, r.numa_node, r.dimms) for r in new.regions],
+            [(r.dev, r.iset_id, r.numa_node, r.dimms) for r in old.regions],
+        )
+
+    def test_v58_bare_region_in_human_form(self):
+        inv = inventory.parse_listing(
+            base.fixture_text('ndctl58-region0-human.json')
+        )
+        self.assertEqual(
+            {k: v for k, v in SCENARIO.items() if v[0] == 'region0'},
+            _summary(inv),
+        )
+        (region,) = inv.regions
+        self.assertEqual(0x2468AC00123456, region.iset_id)
+        self.assertEqual(4294967296, region.size)
+        for ns in inv.namespaces:
+            self.assertEqual(
+                (1054867456, 2097152, 0), (ns.size, ns.align, ns.numa_node)
+            )
+
+    def test_namespace_align_wins_over_its_daxregion(self):
+        inv = _parse_json(
+            {
+                'dev': 'namespace0.0',
+                'align': 4096,
+                'daxregion': {'align': 2097152, 'devices': []},
+            }
+        )
+        self.assertEqual(4096, inv.namespaces[0].align)
+
+    def test_daxregion_align_is_checked(self):
+        err = self.assertRaises(
+            exception.NdctlOutputError,
+            inventory.parse_listing,
+            '{"dev": "namespace0.0", "daxregion": {"align": "2M?"}}',
+        )
+        self.assertEqual(
+            'unexpected ndctl list output at top level.daxregion.align: '
+            "not a number: '2M?'",
+            str(err),
+        )
+
+
+@ddt.ddt
 class SyntheticShapesTest(base.TestCase):
     """Shapes from DESIGN.md that the rig's ndctl does not print."""
 
@@ -169,24 +239,19 @@ class SyntheticShapesTest(base.TestCase):
         inv = _parse_json(self.listing['regions'])
         self.assertEqual({**SCENARIO, **IDLE}, _summary(inv))
 
-    def test_empty_whitespace_and_bytes(self):
-        for text in ('', '\n', '  \n\t', b'', b'\n'):
-            with self.subTest(text=text):
-                self.assertEqual(
-                    inventory.Inventory(), inventory.parse_listing(text)
-                )
+    @ddt.data('', '\n', '  \n\t', b'', b'\n')
+    def test_empty_and_whitespace(self, text):
+        self.assertEqual(inventory.Inventory(), inventory.parse_listing(text))
+
+    def test_bytes(self):
         as_bytes = base.fixture_text('namespaces.json').encode()
         self.assertEqual(SCENARIO, _summary(inventory.parse_listing(as_bytes)))
 
-    def test_legacy_mode_names(self):
-        for old, new in (
-            ('dax', 'devdax'),
-            ('memory', 'fsdax'),
-            ('safe', 'sector'),
-        ):
-            with self.subTest(old=old):
-                inv = _parse_json({'dev': 'namespace0.0', 'mode': old})
-                self.assertEqual(new, inv.namespaces[0].mode)
+    @ddt.data(('dax', 'devdax'), ('memory', 'fsdax'), ('safe', 'sector'))
+    @ddt.unpack
+    def test_legacy_mode_names(self, old, new):
+        inv = _parse_json({'dev': 'namespace0.0', 'mode': old})
+        self.assertEqual(new, inv.namespaces[0].mode)
 
     def test_missing_optional_fields(self):
         inv = _parse_json([{'dev': 'namespace3.1'}])
@@ -337,6 +402,7 @@ class SyntheticShapesTest(base.TestCase):
         self.assertEqual(('nmem2', 'nmem3'), inv.region('region0').dimms)
 
 
+@ddt.ddt
 class MalformedTest(base.TestCase):
     def assertRefused(self, text, where, reason):
         err = self.assertRaises(
@@ -354,12 +420,11 @@ class MalformedTest(base.TestCase):
     def test_not_utf8(self):
         self.assertRefused(b'\xff\xfe[]', 'top level', 'not UTF-8')
 
-    def test_wrong_top_level_values(self):
-        for value in ('42', '"text"', 'null', 'true', '[1]', '[[null]]'):
-            with self.subTest(value=value):
-                self.assertRaises(
-                    exception.NdctlOutputError, inventory.parse_listing, value
-                )
+    @ddt.data('42', '"text"', 'null', 'true', '[1]', '[[null]]')
+    def test_wrong_top_level_values(self, value):
+        self.assertRaises(
+            exception.NdctlOutputError, inventory.parse_listing, value
+        )
 
     def test_object_without_dev_or_lists(self):
         self.assertRefused('{"foo": 1}', 'top level', 'no "dev"')
@@ -371,51 +436,46 @@ class MalformedTest(base.TestCase):
             "unrecognized device 'dax0.0'",
         )
 
-    def test_wrong_types_name_the_field(self):
-        listing = base.fixture_json('driver-listing.json')
-        cases = [
-            (('namespaces', 0, 'size'), [], 'expected a number'),
-            (('namespaces', 0, 'size'), 'big', 'not a number'),
-            (('namespaces', 0, 'size'), True, 'expected a number'),
-            (('namespaces', 0, 'name'), 7, 'expected a string'),
-            (('namespaces', 0, 'daxregion'), [], 'expected an object'),
-            (('namespaces', 0, 'daxregion', 'devices'), {}, 'expected a list'),
-            (
-                ('namespaces', 0, 'daxregion', 'devices', 0),
-                'dax0.0',
-                'expected an object',
-            ),
-            (
-                ('namespaces', 0, 'daxregion', 'devices', 0, 'chardev'),
-                5,
-                'expected a string',
-            ),
-            (
-                ('namespaces', 0, 'daxregion', 'devices', 0, 'mode'),
-                ['devdax'],
-                'expected a string',
-            ),
-            (('namespaces',), 'x', 'expected a list'),
-            (('mappings', 0), 'nmem0', 'expected an object'),
-            (('mappings', 0, 'dimm'), None, '"dimm" is missing'),
-        ]
-        for path, value, reason in cases:
-            with self.subTest(path=path, value=value):
-                doc = copy.deepcopy(listing)
-                target = next(
-                    r
-                    for r in doc['regions']
-                    if r['namespaces'][0].get('daxregion')
-                )
-                index = doc['regions'].index(target)
-                for key in path[:-1]:
-                    target = target[key]
-                target[path[-1]] = value
-                where = f'top level.regions[{index}]' + ''.join(
-                    f'[{p}]' if isinstance(p, int) else f'.{p}'
-                    for p in path[:-1]
-                )
-                self.assertRefused(json.dumps(doc), where, reason)
+    @ddt.data(
+        (('namespaces', 0, 'size'), [], 'expected a number'),
+        (('namespaces', 0, 'size'), 'big', 'not a number'),
+        (('namespaces', 0, 'size'), True, 'expected a number'),
+        (('namespaces', 0, 'name'), 7, 'expected a string'),
+        (('namespaces', 0, 'daxregion'), [], 'expected an object'),
+        (('namespaces', 0, 'daxregion', 'devices'), {}, 'expected a list'),
+        (
+            ('namespaces', 0, 'daxregion', 'devices', 0),
+            'dax0.0',
+            'expected an object',
+        ),
+        (
+            ('namespaces', 0, 'daxregion', 'devices', 0, 'chardev'),
+            5,
+            'expected a string',
+        ),
+        (
+            ('namespaces', 0, 'daxregion', 'devices', 0, 'mode'),
+            ['devdax'],
+            'expected a string',
+        ),
+        (('namespaces',), 'x', 'expected a list'),
+        (('mappings', 0), 'nmem0', 'expected an object'),
+        (('mappings', 0, 'dimm'), None, '"dimm" is missing'),
+    )
+    @ddt.unpack
+    def test_wrong_types_name_the_field(self, path, value, reason):
+        doc = base.fixture_json('driver-listing.json')
+        target = next(
+            r for r in doc['regions'] if r['namespaces'][0].get('daxregion')
+        )
+        index = doc['regions'].index(target)
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+        where = f'top level.regions[{index}]' + ''.join(
+            f'[{p}]' if isinstance(p, int) else f'.{p}' for p in path[:-1]
+        )
+        self.assertRefused(json.dumps(doc), where, reason)
 
     def test_error_names_the_whole_path(self):
         listing = base.fixture_json('driver-listing.json')
@@ -451,33 +511,29 @@ class MalformedTest(base.TestCase):
             'is not namespaceX.Y',
         )
 
-    def test_region_dev_not_kernel_name(self):
+    @ddt.data('region_A', 'region', 'regionX', 'region1 ')
+    def test_region_dev_not_kernel_name(self, dev):
         # Found while writing the planner's uniqueness property: with no
         # iset_id and no DIMM ids the region's name is its identity, and
         # regions "region_A" (label "B") and "region" (label "A_B") both
         # gave the Placement provider name "<host>_region_A_B".
-        for dev in ('region_A', 'region', 'regionX', 'region1 '):
-            with self.subTest(dev=dev):
-                self.assertRefused(
-                    json.dumps([{'dev': dev}]),
-                    'top level[0].dev',
-                    'is not regionN',
-                )
+        self.assertRefused(
+            json.dumps([{'dev': dev}]), 'top level[0].dev', 'is not regionN'
+        )
 
-    def test_non_finite_sizes(self):
-        for size in (
-            'NaN',
-            'Infinity',
-            '-Infinity',
-            '1e999',
-            '"' + '9' * 400 + '.5 MiB"',
-        ):
-            with self.subTest(size=size[:20]):
-                self.assertRefused(
-                    '{"dev": "namespace0.0", "size": ' + size + '}',
-                    'top level.size',
-                    'not a finite number',
-                )
+    @ddt.data(
+        'NaN',
+        'Infinity',
+        '-Infinity',
+        '1e999',
+        '"' + '9' * 400 + '.5 MiB"',
+    )
+    def test_non_finite_sizes(self, size):
+        self.assertRefused(
+            '{"dev": "namespace0.0", "size": ' + size + '}',
+            'top level.size',
+            'not a finite number',
+        )
 
     def test_finite_float_size(self):
         inv = inventory.parse_listing(

@@ -10,11 +10,14 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
+import ddt
+
 from cyborg_pmem import exception
 from cyborg_pmem import labels
 from tests.unit import base
 
 
+@ddt.ddt
 class ParseTest(base.TestCase):
     def test_spec_example(self):
         self.assertEqual(
@@ -39,10 +42,9 @@ class ParseTest(base.TestCase):
             labels.parse_pmem_namespaces([' 6GB : ns0 | ns1 ']),
         )
 
-    def test_empty_offers_nothing(self):
-        for value in ([], '', '   '):
-            with self.subTest(value=value):
-                self.assertEqual({}, labels.parse_pmem_namespaces(value))
+    @ddt.data([], '', '   ')
+    def test_empty_offers_nothing(self, value):
+        self.assertEqual({}, labels.parse_pmem_namespaces(value))
 
     def test_real_world_names(self):
         parsed = labels.parse_pmem_namespaces(
@@ -51,61 +53,56 @@ class ParseTest(base.TestCase):
         self.assertEqual(('VMW-PMemNS-1', 'ns.0_a+b@c'), parsed['vmw'])
         self.assertEqual(('n' * 63,), parsed['x' * 16])
 
-    def test_refusals_name_the_entry(self):
-        cases = [
-            (['6GB'], "entry '6GB' must have exactly one"),
-            (['a:b:c'], "entry 'a:b:c' must have exactly one"),
-            ([':ns0'], "entry ':ns0' has an empty label"),
-            (['6GB:'], "entry '6GB:' has an empty namespace name"),
-            (['6GB:ns0||ns1'], "entry '6GB:ns0||ns1' has an empty namespace"),
-            (['6GB:ns0|'], "entry '6GB:ns0|' has an empty namespace"),
-            (['6GB:ns0', ''], 'entry 2 is empty'),
-            (['6GB:ns0|ns0'], "namespace 'ns0' is listed twice"),
-            (
-                ['A:ns0', 'B:ns0'],
-                "namespace 'ns0' is listed twice (under 'A' and 'B')",
-            ),
-            (['A:ns0', 'A:ns1'], "label 'A' appears in two entries"),
-            (
-                ['6GB:ns0', '6gb:ns1'],
-                "labels '6GB' and '6gb' both give "
-                'resource class CUSTOM_PMEM_NAMESPACE_6GB',
-            ),
-            (['x-y:a', 'x.y:b'], "labels 'x-y' and 'x.y' both give"),
-            (['--:a'], "label '--' has no letter or digit"),
-            (['L' * 17 + ':a'], 'is longer than 16 characters'),
-            (['L:' + 'n' * 64], 'is longer than 63 characters'),
-            (['L:na\u00efve'], "contains '\u00ef'"),
-            (['L:tab\there'], "contains '\\t'"),
-            (['L:quo"te'], "contains '\"'"),
-            (['L:back\\slash'], "contains '\\\\'"),
-        ]
-        for value, expected in cases:
-            with self.subTest(value=value):
-                err = self.assertRaises(
-                    exception.InvalidConfig,
-                    labels.parse_pmem_namespaces,
-                    value,
-                )
-                message = str(err)
-                self.assertIn(expected, message)
-                self.assertTrue(
-                    message.startswith('[pmem_devices] pmem_namespaces: ')
-                )
-                self.assertNotIn('\n', message)
+    @ddt.data(
+        (['6GB'], "entry '6GB' must have exactly one"),
+        (['a:b:c'], "entry 'a:b:c' must have exactly one"),
+        ([':ns0'], "entry ':ns0' has an empty label"),
+        (['6GB:'], "entry '6GB:' has an empty namespace name"),
+        (['6GB:ns0||ns1'], "entry '6GB:ns0||ns1' has an empty namespace"),
+        (['6GB:ns0|'], "entry '6GB:ns0|' has an empty namespace"),
+        (['6GB:ns0', ''], 'entry 2 is empty'),
+        (['6GB:ns0|ns0'], "namespace 'ns0' is listed twice"),
+        (
+            ['A:ns0', 'B:ns0'],
+            "namespace 'ns0' is listed twice (under 'A' and 'B')",
+        ),
+        (['A:ns0', 'A:ns1'], "label 'A' appears in two entries"),
+        (
+            ['6GB:ns0', '6gb:ns1'],
+            "labels '6GB' and '6gb' both give "
+            'resource class CUSTOM_PMEM_NAMESPACE_6GB',
+        ),
+        (['x-y:a', 'x.y:b'], "labels 'x-y' and 'x.y' both give"),
+        (['--:a'], "label '--' has no letter or digit"),
+        (['L' * 17 + ':a'], 'is longer than 16 characters'),
+        (['L:' + 'n' * 64], 'is longer than 63 characters'),
+        (['L:na\u00efve'], "contains '\u00ef'"),
+        (['L:tab\there'], "contains '\\t'"),
+        (['L:quo"te'], "contains '\"'"),
+        (['L:back\\slash'], "contains '\\\\'"),
+    )
+    @ddt.unpack
+    def test_refusals_name_the_entry(self, value, expected):
+        err = self.assertRaises(
+            exception.InvalidConfig, labels.parse_pmem_namespaces, value
+        )
+        message = str(err)
+        self.assertIn(expected, message)
+        self.assertTrue(message.startswith('[pmem_devices] pmem_namespaces: '))
+        self.assertNotIn('\n', message)
 
 
+@ddt.ddt
 class ResourceClassTest(base.TestCase):
-    def test_normalized_like_os_traits(self):
-        cases = {
-            '6GB': 'CUSTOM_PMEM_NAMESPACE_6GB',
-            'large': 'CUSTOM_PMEM_NAMESPACE_LARGE',
-            'fast-1G.a': 'CUSTOM_PMEM_NAMESPACE_FAST_1G_A',
-            'a--b': 'CUSTOM_PMEM_NAMESPACE_A_B',
-        }
-        for label, expected in cases.items():
-            with self.subTest(label=label):
-                self.assertEqual(expected, labels.resource_class(label))
+    @ddt.data(
+        ('6GB', 'CUSTOM_PMEM_NAMESPACE_6GB'),
+        ('large', 'CUSTOM_PMEM_NAMESPACE_LARGE'),
+        ('fast-1G.a', 'CUSTOM_PMEM_NAMESPACE_FAST_1G_A'),
+        ('a--b', 'CUSTOM_PMEM_NAMESPACE_A_B'),
+    )
+    @ddt.unpack
+    def test_normalized_like_os_traits(self, label, expected):
+        self.assertEqual(expected, labels.resource_class(label))
 
     def test_longest_label_fits_placement(self):
         rc = labels.resource_class('L' * labels.MAX_LABEL_LENGTH)

@@ -15,10 +15,12 @@ import signal
 import subprocess
 from unittest import mock
 
+import ddt
 from oslo_concurrency import processutils
 
 from cyborg_pmem import exception
 from cyborg_pmem import ndctl
+from cyborg_pmem import runner
 from tests.unit import base
 
 # Taken before the test base's guard replaces it, for autospec only.
@@ -47,6 +49,7 @@ class GuardTest(base.TestCase):
         self.assertRaises(base.RealCommandError, ndctl.run_list, 'ndctl', 5)
 
 
+@ddt.ddt
 class RunListTest(base.TestCase):
     def setUp(self):
         super().setUp()
@@ -59,7 +62,7 @@ class RunListTest(base.TestCase):
             *ARGV,
             timeout=7,
             on_execute=mock.ANY,
-            preexec_fn=ndctl._own_process_group,
+            preexec_fn=runner.own_process_group,
         )
 
     def test_configured_path(self):
@@ -110,19 +113,16 @@ class RunListTest(base.TestCase):
         )
         self.assertIn('(no error output)', str(err))
 
-    def test_killed_by_signal(self):
-        for code, name in (
-            (-9, 'killed by SIGKILL'),
-            (-99, 'killed by signal 99'),
-        ):
-            with self.subTest(code=code):
-                self.execute.side_effect = processutils.ProcessExecutionError(
-                    exit_code=code
-                )
-                err = self.assertRaises(
-                    exception.NdctlFailed, ndctl.run_list, 'ndctl', 30
-                )
-                self.assertIn(f'failed ({name})', str(err))
+    @ddt.data((-9, 'killed by SIGKILL'), (-99, 'killed by signal 99'))
+    @ddt.unpack
+    def test_killed_by_signal(self, code, name):
+        self.execute.side_effect = processutils.ProcessExecutionError(
+            exit_code=code
+        )
+        err = self.assertRaises(
+            exception.NdctlFailed, ndctl.run_list, 'ndctl', 30
+        )
+        self.assertIn(f'failed ({name})', str(err))
 
     @mock.patch('os.killpg', autospec=True)
     def test_timeout_kills_and_reaps_the_group(self, killpg):
@@ -140,7 +140,7 @@ class RunListTest(base.TestCase):
             exception.NdctlTimeout, ndctl.run_list, 'ndctl', 3
         )
         killpg.assert_called_once_with(4242, signal.SIGKILL)
-        child.communicate.assert_called_once_with(timeout=ndctl.REAP_TIMEOUT)
+        child.communicate.assert_called_once_with(timeout=runner.REAP_TIMEOUT)
         self.assertEqual(
             ' '.join(ARGV) + ' did not finish within 3 s and '
             'was killed ([pmem_devices] ndctl_timeout)',

@@ -13,6 +13,8 @@
 import dataclasses
 import json
 
+import ddt
+
 from cyborg_pmem import exception
 from cyborg_pmem import inventory
 from cyborg_pmem import labels
@@ -51,6 +53,7 @@ def _reasons(result):
     return {r.name: r.reason for r in result.refusals}
 
 
+@ddt.ddt
 class DefaultScenarioTest(base.TestCase):
     def test_spec_model(self):
         result = _plan('SMALL:ns0|ns1,LARGE:ns3')
@@ -114,41 +117,45 @@ class DefaultScenarioTest(base.TestCase):
                         ('PMEM', False), (handle.attach_type, handle.in_use)
                     )
 
-    def test_attach_info_is_sorted_compact_json(self):
-        # attach_info is written by hand for speed: it must stay exactly
-        # what json.dumps(sort_keys=True) writes, or every handle would
-        # be deleted and re-created on upgrade. The fields hold what the
-        # inventory guarantees: str or None, int (never bool) or None.
-        for fields in (
+    # Written out, not computed: the conductor matches handles by
+    # attach_info, so any change to these bytes deletes and re-creates
+    # every handle on upgrade. The fields hold what the inventory
+    # guarantees: str or None, int (never bool) or None.
+    @ddt.data(
+        (
             {},
+            '{"dev":"namespace0.0","devpath":"/dev/dax0.0",'
+            '"label":"L\\u00e0"}',
+        ),
+        (
             {'name': 'n\u00e9"\\\x01\U0001f600', 'uuid': 'u'},
+            '{"dev":"namespace0.0","devpath":"/dev/dax0.0",'
+            '"label":"L\\u00e0",'
+            '"name":"n\\u00e9\\"\\\\\\u0001\\ud83d\\ude00",'
+            '"uuid":"u"}',
+        ),
+        (
             {'size': 2**70, 'align': -1, 'numa_node': 0, 'name': ''},
+            '{"align":-1,"dev":"namespace0.0","devpath":"/dev/dax0.0",'
+            '"label":"L\\u00e0","name":"","numa_node":0,'
+            '"size":1180591620717411303424}',
+        ),
+        (
             {'size': 0, 'align': 0, 'numa_node': 7, 'uuid': ''},
-        ):
-            with self.subTest(fields=fields):
-                ns = inventory.Namespace(
-                    dev='namespace0.0',
-                    region='region0',
-                    mode='devdax',
-                    chardev='dax0.0',
-                    **fields,
-                )
-                fields = {
-                    'align': ns.align,
-                    'dev': ns.dev,
-                    'devpath': '/dev/dax0.0',
-                    'label': 'L\u00e0',
-                    'name': ns.name,
-                    'numa_node': ns.numa_node,
-                    'size': ns.size,
-                    'uuid': ns.uuid,
-                }
-                expected = json.dumps(
-                    {k: v for k, v in fields.items() if v is not None},
-                    sort_keys=True,
-                    separators=(',', ':'),
-                )
-                self.assertEqual(expected, planner.attach_info(ns, 'L\u00e0'))
+            '{"align":0,"dev":"namespace0.0","devpath":"/dev/dax0.0",'
+            '"label":"L\\u00e0","numa_node":7,"size":0,"uuid":""}',
+        ),
+    )
+    @ddt.unpack
+    def test_attach_info_escapes_and_edge_values(self, fields, expected):
+        ns = inventory.Namespace(
+            dev='namespace0.0',
+            region='region0',
+            mode='devdax',
+            chardev='dax0.0',
+            **fields,
+        )
+        self.assertEqual(expected, planner.attach_info(ns, 'L\u00e0'))
 
     def test_board_info(self):
         (device,) = _plan('SMALL:ns0').devices
@@ -203,6 +210,7 @@ class DefaultScenarioTest(base.TestCase):
         self.assertEqual(planner.Plan(), _plan([], listing=''))
 
 
+@ddt.ddt
 class FailureRulesTest(base.TestCase):
     def test_host_name_too_long_for_placement_raises(self):
         config = 'SMALL:ns0|ns1,LARGE:ns3'
@@ -239,18 +247,50 @@ class FailureRulesTest(base.TestCase):
             str(err),
         )
 
-    def test_no_region_while_configured_raises(self):
-        for listing in (
-            '',
-            '[]',
-            '{"dimms": []}',
-            base.fixture_text('dimms-health.json'),
-        ):
-            with self.subTest(listing=listing[:20]):
-                err = self.assertRaises(
-                    exception.NvdimmStackDown, _plan, 'L:ns0|ns1', listing
-                )
-                self.assertIn('names 2 namespace(s)', str(err))
+    @ddt.data('', '[]', '{"dimms": []}', 'dimms-health.json')
+    def test_no_region_while_configured_raises(self, listing):
+        if listing.endswith('.json'):
+            listing = base.fixture_text(listing)
+        err = self.assertRaises(
+            exception.NvdimmStackDown, _plan, 'L:ns0|ns1', listing
+        )
+        self.assertIn('names 2 namespace(s)', str(err))
+
+    def test_stack_down_names_the_namespaces(self):
+        err = self.assertRaises(
+            exception.NvdimmStackDown,
+            _plan,
+            'SMALL:ns0|ns1,LARGE:ns3',
+            base.fixture_text('ndctl61-regions-disabled.json'),
+        )
+        self.assertEqual(
+            'ndctl shows no enabled PMEM region although [pmem_devices] '
+            'pmem_namespaces names 3 namespace(s) (ns0, ns1, ns3); is the '
+            'nvdimm stack loaded (modules libnvdimm, nfit, nd_pmem, '
+            'dax_pmem) and are its regions enabled (ndctl enable-region '
+            'all)? Not reporting, so the last inventory stays',
+            str(err),
+        )
+
+    def test_stack_down_shortens_many_names(self):
+        names = '|'.join(f'ns{n}' for n in range(40))
+        err = self.assertRaises(
+            exception.NvdimmStackDown, _plan, f'A:{names},B:big', ''
+        )
+        self.assertIn(
+            'names 41 namespace(s) (ns0, ns1, ns2, ns3, ns4 and 36 more); ',
+            str(err),
+        )
+
+    @ddt.data(
+        ([], ''),
+        (['a'], 'a'),
+        (['a', 'b', 'c', 'd', 'e'], 'a, b, c, d, e'),
+        (['a', 'b', 'c', 'd', 'e', 'f'], 'a, b, c, d, e and 1 more'),
+    )
+    @ddt.unpack
+    def test_shortened(self, names, expected):
+        self.assertEqual(expected, planner.shortened(names))
 
     def test_every_region_disabled_while_configured_raises(self):
         # "ndctl disable-region all": the regions still show (--idle),
@@ -414,6 +454,86 @@ class IdentityTest(base.TestCase):
             '0x8089,0xce01', planner._vendor(['CE01-1', '8089-2', '8089-3'])
         )
         self.assertEqual('unknown', planner._vendor(['odd', '']))
+
+
+def _attach_info(name, dev, uuid, size, numa_node=None):
+    numa = '' if numa_node is None else f'"numa_node":{numa_node},'
+    return (
+        f'{{"align":2097152,"dev":"{dev}","devpath":"/dev/dax{dev[9:]}",'
+        f'"label":"PIN","name":"{name}",{numa}"size":{size},'
+        f'"uuid":"{uuid}"}}'
+    )
+
+
+NS0_UUID = 'c12e20c1-95dd-4150-99ab-910aaa63fcd5'
+NS1_UUID = '5c672d63-3575-4a64-94c5-fa015ef62209'
+NS3_UUID = 'aa981cfa-f1ae-493e-81d5-5115202d5d35'
+
+
+def _rig_handles(numa):
+    """The three devdax namespaces of the rig, in plan order."""
+    return (
+        _attach_info(
+            'ns1', 'namespace0.1', NS1_UUID, 1054867456, 0 if numa else None
+        ),
+        _attach_info(
+            'ns0', 'namespace0.0', NS0_UUID, 1054867456, 0 if numa else None
+        ),
+        _attach_info(
+            'ns3', 'namespace1.0', NS3_UUID, 2111832064, 1 if numa else None
+        ),
+    )
+
+
+@ddt.ddt
+class AttachInfoPinTest(base.TestCase):
+    """attach_info of every saved listing, byte for byte.
+
+    The conductor tells an unchanged handle from a new one by its
+    attach_info: a change of a single byte (key order, spacing, an
+    escape) deletes every handle on upgrade and re-creates it, while an
+    instance may hold it. Pinned before the serialisation was rewritten,
+    so that any rewrite has to keep these bytes.
+    """
+
+    PINNED = {
+        'driver-listing.json': _rig_handles(numa=True),
+        'buses-all.json': _rig_handles(numa=True),
+        'namespaces-idle-verbose.json': _rig_handles(numa=True),
+        'namespaces.json': _rig_handles(numa=False),
+        'regions-namespaces.json': _rig_handles(numa=False),
+        'human.json': _rig_handles(numa=False),
+        'region1-only.json': _rig_handles(numa=True)[2:],
+        'single-human.json': _rig_handles(numa=False)[1:2],
+        # Older ndctl, the same host: the same bytes (align from the
+        # daxregion).
+        'ndctl61-driver-listing.json': _rig_handles(numa=True),
+        'ndctl58-region0-human.json': _rig_handles(numa=True)[:2],
+    }
+
+    @ddt.data(*PINNED)
+    def test_every_listing(self, fixture):
+        inv = inventory.parse_listing(base.fixture_text(fixture))
+        names = tuple(ns.name for ns in inv.namespaces if ns.name)
+        result = planner.plan(inv, {'PIN': names}, HOST)
+        self.assertEqual(
+            self.PINNED[fixture],
+            tuple(
+                handle.attach_info
+                for device in result.devices
+                for dep in device.deployables
+                for handle in dep.attach_handles
+            ),
+        )
+
+    def test_the_form_is_literal(self):
+        # The helper above must not hide the bytes: one written out.
+        self.assertEqual(
+            '{"align":2097152,"dev":"namespace1.0","devpath":"/dev/dax1.0",'
+            '"label":"PIN","name":"ns3","numa_node":1,"size":2111832064,'
+            '"uuid":"aa981cfa-f1ae-493e-81d5-5115202d5d35"}',
+            _rig_handles(numa=True)[2],
+        )
 
 
 class AttachInfoLengthTest(base.TestCase):

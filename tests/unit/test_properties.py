@@ -16,7 +16,7 @@ The ndctl reader, the label grammar and the planner must, for any input,
 give either a correct result or our typed error (a ``PmemError``) with a
 one-line message: never another exception, which the agent would log as
 a traceback and the CLI would print as one. Inputs are arbitrary JSON
-values and mutated real ndctl outputs (tests/unit/fixtures/ndctl).
+values and mutated real ndctl outputs (tests/fixtures/ndctl).
 
 Each test records how many examples it ran in the file named by
 ``CYBORG_PMEM_EXAMPLES_LOG`` (tox sets it and prints the total with
@@ -45,7 +45,7 @@ EXAMPLES_LOG = 'CYBORG_PMEM_EXAMPLES_LOG'
 
 def _real_listings():
     listings = {}
-    for path in sorted(glob.glob(os.path.join(base.FIXTURES, 'ndctl/*.json'))):
+    for path in sorted(glob.glob(base.fixture_path('*.json'))):
         with open(path) as f:
             text = f.read()
         if text.strip():
@@ -476,8 +476,8 @@ class PropertyTestCase(base.TestCase):
             self.assertIsInstance(ns.enabled, bool)
             for number in (ns.size, ns.align, ns.numa_node):
                 self.assertIn(type(number), (int, type(None)))
-            if ns.numa_node is not None:
-                self.assertGreaterEqual(ns.numa_node, 0)
+            # None where the kernel reports none (-1), else a node.
+            self.assertTrue(ns.numa_node is None or ns.numa_node >= 0)
             for text in (ns.name, ns.mode, ns.uuid, ns.chardev, ns.dax_mode):
                 if text is not None:
                     # Printable by the CLI on a UTF-8 terminal.

@@ -15,6 +15,7 @@
 import json
 from unittest import mock
 
+import ddt
 from oslo_config import cfg
 
 from cyborg_pmem import discovery
@@ -24,7 +25,7 @@ from cyborg_pmem import scrub
 from tests.unit import base
 
 GIB = 1 << 30
-# ns0 in the captured listing (tests/unit/fixtures/ndctl/driver-listing.json)
+# ns0 in the captured listing (tests/fixtures/ndctl/driver-listing.json)
 NS0 = {
     'align': 2097152,
     'dev': 'namespace0.0',
@@ -42,26 +43,28 @@ def attach_info(**changes):
     return json.dumps(info, sort_keys=True, separators=(',', ':'))
 
 
+@ddt.ddt
 class TimeoutTest(base.TestCase):
-    def test_scales_with_started_gib(self):
-        for size, expected in (
-            (0, 60),
-            (None, 60),
-            (1, 70),
-            (GIB, 70),
-            (GIB + 1, 80),
-            (1054867456, 70),  # the rig's "1G" devdax namespace
-            (100 * GIB, 1060),
-            (3 * 1024 * GIB, 60 + 30720),
-        ):
-            with self.subTest(size=size):
-                self.assertEqual(expected, scrub.scrub_timeout(size, 60, 10))
+    @ddt.data(
+        (0, 60),
+        (None, 60),
+        (1, 70),
+        (GIB, 70),
+        (GIB + 1, 80),
+        (1054867456, 70),  # the rig's "1G" devdax namespace
+        (100 * GIB, 1060),
+        (3 * 1024 * GIB, 60 + 30720),
+    )
+    @ddt.unpack
+    def test_scales_with_started_gib(self, size, expected):
+        self.assertEqual(expected, scrub.scrub_timeout(size, 60, 10))
 
     def test_fractional_rate_rounds_up(self):
         self.assertEqual(5 + 2, scrub.scrub_timeout(3 * GIB, 5, 0.5))
         self.assertEqual(1, scrub.scrub_timeout(GIB, 1, 0))
 
 
+@ddt.ddt
 class ScrubberTest(base.TestCase):
     def setUp(self):
         super().setUp()
@@ -92,57 +95,55 @@ class ScrubberTest(base.TestCase):
         # A fresh discovery: ndctl ran.
         self.execute.assert_called_once()
 
-    def test_find_by_name_refusals(self):
-        for name, reason in (
-            ('ns4', "it is not offered: namespace1.1 is in fsdax mode"),
-            ('ns9', 'it is not offered: not found on this host'),
-            ('ns5', 'it is not in [pmem_devices] pmem_namespaces'),
-            ('../ns0', 'it is not in [pmem_devices] pmem_namespaces'),
-        ):
-            with self.subTest(name=name):
-                err = self.assertRaises(
-                    exception.ScrubRefused,
-                    self.scrubber.find_by_name,
-                    name,
-                    'compute-0',
-                )
-                self.assertIn(
-                    f'refusing to scrub namespace {name!r}: ', str(err)
-                )
-                self.assertIn(reason, str(err))
+    @ddt.data(
+        ('ns4', "it is not offered: namespace1.1 is in fsdax mode"),
+        ('ns9', 'it is not offered: not found on this host'),
+        ('ns5', 'it is not in [pmem_devices] pmem_namespaces'),
+        ('../ns0', 'it is not in [pmem_devices] pmem_namespaces'),
+    )
+    @ddt.unpack
+    def test_find_by_name_refusals(self, name, reason):
+        err = self.assertRaises(
+            exception.ScrubRefused,
+            self.scrubber.find_by_name,
+            name,
+            'compute-0',
+        )
+        self.assertIn(f'refusing to scrub namespace {name!r}: ', str(err))
+        self.assertIn(reason, str(err))
 
     def test_find_for_attach_info(self):
         target = self.scrubber.find_for_attach_info(attach_info(), 'compute-0')
         self.assertEqual(scrub.ScrubTarget.from_attach_info(NS0), target)
 
-    def test_attach_info_refusals(self):
-        for info, reason in (
-            ('not json', 'attach_info is not a JSON object'),
-            ('[1]', 'attach_info is not a JSON object'),
-            (None, 'attach_info is not a JSON object'),
-            (json.dumps({'devpath': '/dev/dax0.0'}), 'has no "name"'),
-            (json.dumps({'name': 'ns0'}), 'has no "devpath"'),
-            (attach_info(devpath='/dev/pmem0'), 'not a device-DAX path'),
-            (attach_info(devpath='/dev/dax0.0x'), 'not a device-DAX path'),
-            (
-                attach_info(devpath='/dev/../dev/dax0.0'),
-                'not a device-DAX path',
-            ),
-            # the namespace moved: dax0.1 is now someone else's
-            (attach_info(devpath='/dev/dax0.1'), 'is now at /dev/dax0.0'),
-            (attach_info(uuid='0' * 8), 'the namespace was re-created'),
-            (attach_info(name='ns4'), 'not offered: namespace1.1 is in'),
-            (attach_info(name='ns7'), 'not in [pmem_devices]'),
-        ):
-            with self.subTest(info=info):
-                err = self.assertRaises(
-                    exception.ScrubRefused,
-                    self.scrubber.find_for_attach_info,
-                    info,
-                    'compute-0',
-                )
-                self.assertIn(reason, str(err))
-                self.assertNotIn('\n', str(err))
+    @ddt.data(
+        ('not json', 'attach_info is not a JSON object'),
+        ('[1]', 'attach_info is not a JSON object'),
+        (None, 'attach_info is not a JSON object'),
+        (json.dumps({'devpath': '/dev/dax0.0'}), 'has no "name"'),
+        (json.dumps({'name': 'ns0'}), 'has no "devpath"'),
+        (attach_info(devpath='/dev/pmem0'), 'not a device-DAX path'),
+        (attach_info(devpath='/dev/dax0.0x'), 'not a device-DAX path'),
+        (
+            attach_info(devpath='/dev/../dev/dax0.0'),
+            'not a device-DAX path',
+        ),
+        # the namespace moved: dax0.1 is now someone else's
+        (attach_info(devpath='/dev/dax0.1'), 'is now at /dev/dax0.0'),
+        (attach_info(uuid='0' * 8), 'the namespace was re-created'),
+        (attach_info(name='ns4'), 'not offered: namespace1.1 is in'),
+        (attach_info(name='ns7'), 'not in [pmem_devices]'),
+    )
+    @ddt.unpack
+    def test_attach_info_refusals(self, info, reason):
+        err = self.assertRaises(
+            exception.ScrubRefused,
+            self.scrubber.find_for_attach_info,
+            info,
+            'compute-0',
+        )
+        self.assertIn(reason, str(err))
+        self.assertNotIn('\n', str(err))
         self.zero.assert_not_called()
 
     def test_a_devpath_ndctl_reports_oddly_is_refused(self):
