@@ -38,8 +38,9 @@ def missing_pmem_support():
     """Which PMEM types the installed Cyborg lacks (empty when none).
 
     A Cyborg without them creates the Placement provider and then fails
-    on the attach handle, leaving an orphan provider (CYBORG.md), so the
-    driver must not report anything there.
+    on the attach handle, leaving an orphan provider (see
+    doc/source/contributor/cyborg.rst), so the driver must not report
+    anything there.
     """
     from cyborg.common import constants
 

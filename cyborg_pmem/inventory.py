@@ -13,10 +13,11 @@
 """Read any ``ndctl list`` JSON into one normalized inventory.
 
 Pure. ndctl's output shape depends on its flags, its version and on what
-exists (see DESIGN.md): a bare object, an array of one kind, an object of
-arrays, regions nesting namespaces, buses nesting everything, or nothing
-at all. We never branch on the flags we passed, only on what came back:
-every object with a ``dev`` is classified by its device name.
+exists (doc/source/contributor/design.rst): a bare object, an array of
+one kind, an object of arrays, regions nesting namespaces, buses nesting
+everything, or nothing at all. We never branch on the flags we passed,
+only on what came back: every object with a ``dev`` is classified by its
+device name.
 """
 
 import dataclasses

@@ -10,7 +10,8 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""The host changes between discoveries (DESIGN.md, failure semantics).
+"""The host changes between discoveries (the failure rules in
+doc/source/contributor/design.rst).
 
 One driver instance, configured ``SMALL:ns0|ns1|ns2,LARGE:ns3|ns7``,
 discovers after each step of guest_run.mutations(): ns2 enabled, ns7

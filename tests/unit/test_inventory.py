@@ -226,7 +226,8 @@ class OldNdctlTest(base.TestCase):
 
 @ddt.ddt
 class SyntheticShapesTest(base.TestCase):
-    """Shapes from DESIGN.md that the rig's ndctl does not print."""
+    """Shapes real hosts print and the rig's ndctl does not
+    (doc/source/contributor/design.rst, "ndctl facts that bite")."""
 
     def setUp(self):
         super().setUp()
