@@ -998,23 +998,6 @@ def synthetic_listing(regions, namespaces):
     return listing, ','.join(labels)
 
 
-def time_cycles(host, listing, repeat=3):
-    """Seconds of one agent cycle (discover + report_data over RPC) that
-    creates everything, and of one that changes nothing (best of
-    ``repeat``), and the Placement writes the unchanged cycles made."""
-    with ndctl_output(listing):
-        started = time.perf_counter()
-        host.discover()
-        first = time.perf_counter() - started
-        writes = len(host.placement.cyborg_writes())
-        steady = []
-        for _ in range(repeat):
-            started = time.perf_counter()
-            host.discover()
-            steady.append(time.perf_counter() - started)
-    return first, min(steady), len(host.placement.cyborg_writes()) - writes
-
-
 # -- What a cycle costs the conductor ----------------------------------------
 
 STATEMENT_KINDS = ('SELECT', 'SELECT FOR UPDATE', 'INSERT', 'UPDATE', 'DELETE')
