@@ -35,6 +35,7 @@ Shared by the integration tests and ``tox -e demo``. What runs is real:
 """
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -337,8 +338,14 @@ class CyborgDatabase(fixtures.Fixture):
                 sqlalchemy_api.main_context_manager, facade
             )
         )
+        # Cyborg's engine; what the tests read goes through another, so
+        # that counting() sees Cyborg's statements only.
         self.engine = facade.writer.get_engine()
         self.addCleanup(self.engine.dispose)
+        import sqlalchemy
+
+        self.view_engine = sqlalchemy.create_engine(self.url)
+        self.addCleanup(self.view_engine.dispose)
         if not self.fresh:
             self.empty()
 
@@ -374,7 +381,7 @@ class CyborgDatabase(fixtures.Fixture):
     def empty(self):
         import sqlalchemy
 
-        with self.engine.begin() as conn:
+        with self.view_engine.begin() as conn:
             for table in _CYBORG_TABLES:
                 # Table names are this module's constants.
                 conn.execute(sqlalchemy.text(f'DELETE FROM {table}'))  # noqa: S608
@@ -383,9 +390,9 @@ class CyborgDatabase(fixtures.Fixture):
         """The rows of a table as Cyborg stored them, ordered by id."""
         import sqlalchemy
 
-        quote = self.engine.dialect.identifier_preparer.quote
+        quote = self.view_engine.dialect.identifier_preparer.quote
         names = ', '.join(c if c == '*' else quote(c) for c in columns)
-        with self.engine.connect() as conn:
+        with self.view_engine.connect() as conn:
             result = conn.execute(
                 # Callers pass constant names; columns are quoted.
                 sqlalchemy.text(f'SELECT {names} FROM {table} ORDER BY id')  # noqa: S608
@@ -397,7 +404,7 @@ class CyborgDatabase(fixtures.Fixture):
 
         return {
             c['name']: c['type']
-            for c in sqlalchemy.inspect(self.engine).get_columns(table)
+            for c in sqlalchemy.inspect(self.view_engine).get_columns(table)
         }[column]
 
 
@@ -556,6 +563,16 @@ def ndctl_output(listing=None, error=None):
         yield execute
 
 
+def ndctl_failure():
+    """What processutils raises when ndctl cannot open the NVDIMM bus."""
+    return processutils.ProcessExecutionError(
+        stdout='',
+        stderr='ndctl: error: failed to open /dev/ndctl0\n',
+        exit_code=1,
+        cmd='ndctl list',
+    )
+
+
 @contextlib.contextmanager
 def scrub_boundary():
     """Stand in for the privileged namespace wipe; yield its mock.
@@ -574,6 +591,16 @@ def scrub_boundary():
 def read_text(path):
     with open(path) as f:
         return f.read()
+
+
+def without_namespaces(listing, *names):
+    """An ndctl listing with the named namespaces gone from the host."""
+    data = json.loads(listing)
+    for region in data['regions']:
+        region['namespaces'] = [
+            ns for ns in region['namespaces'] if ns.get('name') not in names
+        ]
+    return json.dumps(data)
 
 
 # -- The host: Cyborg's agent and conductor -----------------------------------
@@ -906,24 +933,96 @@ class _Recorder:
         return call
 
 
-# -- Synthetic hosts for the timing ------------------------------------------
+# -- What a cycle costs the conductor ----------------------------------------
+
+STATEMENT_KINDS = ('SELECT', 'SELECT FOR UPDATE', 'INSERT', 'UPDATE', 'DELETE')
 
 
-def time_cycles(host, listing, repeat=3):
-    """Seconds of one agent cycle (discover + report_data over RPC) that
-    creates everything, and of one that changes nothing (best of
-    ``repeat``), and the Placement writes the unchanged cycles made."""
-    with ndctl_output(listing):
-        started = time.perf_counter()
-        host.discover()
-        first = time.perf_counter() - started
-        writes = len(host.placement.cyborg_writes())
-        steady = []
-        for _ in range(repeat):
-            started = time.perf_counter()
-            host.discover()
-            steady.append(time.perf_counter() - started)
-    return first, min(steady), len(host.placement.cyborg_writes()) - writes
+class Cost:
+    """What some work cost Cyborg's database and Placement: statements by
+    kind (``STATEMENT_KINDS``, anything else under its first word),
+    transactions (``writer``: committed; ``read``: ended without a commit,
+    as oslo.db ends a reader, or a writer that failed), Cyborg's Placement
+    requests by method, and the wall time."""
+
+    def __init__(self):
+        self.statements = dict.fromkeys(STATEMENT_KINDS, 0)
+        self.transactions = {'read': 0, 'writer': 0}
+        self.placement = {}
+        self.seconds = 0.0
+
+    @property
+    def total_statements(self):
+        return sum(self.statements.values())
+
+    def as_dict(self):
+        return {
+            'statements': dict(self.statements),
+            'transactions': dict(self.transactions),
+            'placement': dict(self.placement),
+            'seconds': self.seconds,
+        }
+
+
+# Counted as transactions, not statements (oslo.db sends BEGIN on sqlite).
+_TRANSACTION_CONTROL = ('BEGIN', 'COMMIT', 'ROLLBACK', 'SAVEPOINT', 'RELEASE')
+
+
+def _statement_kind(statement, context):
+    kind = statement.lstrip().split(None, 1)[0].upper()
+    if kind == 'SELECT':
+        # sqlite renders no FOR UPDATE: ask the statement, not its SQL.
+        compiled = getattr(context, 'compiled', None)
+        select = getattr(compiled, 'statement', None)
+        if (
+            getattr(select, '_for_update_arg', None) is not None
+            or 'FOR UPDATE' in statement.upper()
+        ):
+            return 'SELECT FOR UPDATE'
+    return kind
+
+
+@contextlib.contextmanager
+def counting(host):
+    """Count what the block costs ``host``'s Cyborg database (its engine's
+    events) and Placement (the requests Cyborg sent); yields a
+    :class:`Cost`, filled in when the block ends."""
+    import sqlalchemy
+
+    cost = Cost()
+    engine = host.db.engine
+    begun = []
+
+    def on_statement(conn, cursor, statement, params, context, many):
+        kind = _statement_kind(statement, context)
+        if kind not in _TRANSACTION_CONTROL:
+            cost.statements[kind] = cost.statements.get(kind, 0) + 1
+
+    def on_begin(conn):
+        begun.append(conn)
+
+    def on_commit(conn):
+        cost.transactions['writer'] += 1
+
+    listeners = (
+        ('before_cursor_execute', on_statement),
+        ('begin', on_begin),
+        ('commit', on_commit),
+    )
+    for name, listener in listeners:
+        sqlalchemy.event.listen(engine, name, listener)
+    requests = len(host.placement.requests)
+    started = time.perf_counter()
+    try:
+        yield cost
+    finally:
+        cost.seconds = time.perf_counter() - started
+        for name, listener in listeners:
+            sqlalchemy.event.remove(engine, name, listener)
+    cost.transactions['read'] = len(begun) - cost.transactions['writer']
+    for agent, method, _ in host.placement.requests[requests:]:
+        if agent != OPERATOR_AGENT:
+            cost.placement[method] = cost.placement.get(method, 0) + 1
 
 
 if __name__ == '__main__':

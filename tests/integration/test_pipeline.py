@@ -24,7 +24,6 @@ from unittest import mock
 import uuid
 
 import fixtures
-from oslo_concurrency import processutils
 from oslotest import base
 
 from cyborg_pmem import exception
@@ -41,14 +40,7 @@ LISTING = ndctl_fixtures.ndctl_text('driver-listing.json')
 HOST_CONFIG = os.path.join(pipeline.SAMPLE_HOST, 'cyborg.conf')
 
 
-def without(listing, *names):
-    """The listing with the named namespaces gone from the host."""
-    data = json.loads(listing)
-    for region in data['regions']:
-        region['namespaces'] = [
-            ns for ns in region['namespaces'] if ns.get('name') not in names
-        ]
-    return json.dumps(data)
+without = pipeline.without_namespaces
 
 
 def handle_names(handles):
@@ -242,13 +234,7 @@ class ChangesTest(PipelineTestCase):
         writes = len(self.placement.cyborg_writes())
         calls = list(self.host.rpc_calls)
 
-        failure = processutils.ProcessExecutionError(
-            stdout='',
-            stderr='ndctl: error: failed to open /dev/ndctl0\n',
-            exit_code=1,
-            cmd='ndctl list',
-        )
-        with pipeline.ndctl_output(error=failure):
+        with pipeline.ndctl_output(error=pipeline.ndctl_failure()):
             self.assertRaises(exception.NdctlFailed, self.host.discover)
 
         # Nothing reported, so nothing changed anywhere.
