@@ -24,11 +24,12 @@ back as zeros. Skipped without QEMU unless CYBORG_PMEM_REQUIRE_QEMU=1.
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import unittest
+
+from tests.functional import hypervisor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -39,11 +40,7 @@ TIMEOUT = 900
 class RigScrubTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        qemu = os.environ.get('QEMU_PMEM_QEMU', 'qemu-system-x86_64')
-        if shutil.which(qemu) is None:
-            if os.environ.get('CYBORG_PMEM_REQUIRE_QEMU') == '1':
-                raise AssertionError(f'{qemu} not installed')
-            raise unittest.SkipTest(f'{qemu} not installed')
+        hypervisor.check()
         subprocess.run(
             [os.path.join(ROOT, 'tools', 'qemu-pmem', 'build.sh')],
             check=True,
