@@ -12,7 +12,7 @@
 
 """The sample host through the real Cyborg and Placement (``tox -e demo``).
 
-    python -m tests.integration.demo [HOST_CONFIG [NDCTL_LISTING]]
+    python -m tools.demo [HOST_CONFIG [NDCTL_LISTING]]
 
 Starts Placement and Cyborg's conductor and agent in-process (see
 tests/integration/pipeline.py), lets the agent discover the sample host
@@ -20,6 +20,9 @@ tests/integration/pipeline.py), lets the agent discover the sample host
 run), then prints what Cyborg stored and what Placement offers, as an
 operator would list them. Then it plays Nova once: one instance asks for
 a SMALL namespace, and the demo prints what Nova receives.
+
+It is a program, not a test, hence here; it runs from the checkout
+(``python -m``) because it drives the test harness's real services.
 
 The database is sqlite unless ``$CYBORG_PMEM_DB_URL`` names a MariaDB.
 """
