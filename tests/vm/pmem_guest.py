@@ -66,6 +66,7 @@ NVDIMM = "./devices/memory[@model='nvdimm']"
 DEVDAX = re.compile(r'/dev/dax[0-9]+\.[0-9]+')
 VIRTLOGD_SOCKET = '/run/libvirt/virtlogd-sock'
 QEMU_CONF = '/etc/libvirt/qemu.conf'
+QEMU_LOG_DIR = '/var/log/libvirt/qemu'
 KIB = 1024
 GIB = 1 << 30
 # Bounded waits, generous: other work shares the two cores, and a TCG
@@ -591,6 +592,10 @@ def boot(libvirt, xml, name, out_dir, timeout=BOOT_TIMEOUT):
         wall = time.monotonic() - started
     finally:
         libvirt.forget(name)
+        # libvirt's log of the domain: QEMU's command line and messages.
+        qemu_log = os.path.join(QEMU_LOG_DIR, f'{name}.log')
+        if os.path.isfile(qemu_log):
+            shutil.copy(qemu_log, os.path.join(out_dir, 'qemu.log'))
     if state != 'shut off':
         raise VMError(
             f'{name} did not power off within {timeout} s (state '
