@@ -34,7 +34,8 @@ import unittest
 # Set by .ci/run: a machine that should run the suites must not skip them.
 REQUIRE_QEMU = 'CYBORG_PMEM_REQUIRE_QEMU'
 QEMU_HINT = (
-    "tools/qemu-pmem/build.sh --install-deps installs the rig's packages"
+    "tools/qemu-pmem/build.sh --install-deps installs the rig's packages: "
+    'qemu-system-x86 busybox-static ndctl daxctl pmdk-tools kmod cpio'
 )
 LIBVIRT_PACKAGES = (
     'libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu '
