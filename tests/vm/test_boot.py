@@ -95,6 +95,8 @@ class NovaPmemGuestTest(unittest.TestCase):
         cls.backing = pmem_guest.make_backing_file(
             os.path.join(cls.work, 'ns0.img'), cls.size
         )
+        # Zeroed, it fills its whole size on disk; the logs stay.
+        cls.addClassCleanup(os.remove, cls.backing)
         instances = os.path.join(cls.work, 'instances')
 
         cls.first = pmem_guest.nova_domain(
