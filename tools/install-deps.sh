@@ -9,6 +9,9 @@
 #   the QEMU rig's packages  optional: tox -e functional boots a real kernel
 #                            (tools/qemu-pmem/build.sh --install-deps; else
 #                            the suite says SKIPPED)
+#   libvirt                  optional: tox -e vm and the demo boot the
+#                            patched Nova driver's guest under real libvirt
+#                            (virsh, virt-xml-validate; else SKIPPED)
 #
 # Usage: sudo tools/install-deps.sh
 set -euo pipefail
@@ -21,7 +24,9 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
-    python3-venv git patch mariadb-server
+    python3-venv git patch mariadb-server \
+    libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu \
+    libxml2-utils
 tools/qemu-pmem/build.sh --install-deps
 # No systemd on a bare machine or in a container: the init script works.
 service mariadb start

@@ -22,11 +22,12 @@ with the same message instead of booting again.
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import tempfile
 import unittest
+
+from tests.functional import hypervisor
 
 ROOT = os.path.abspath(
     os.path.join(os.path.dirname(__file__), os.pardir, os.pardir)
@@ -35,8 +36,6 @@ RUN_SH = os.path.join(ROOT, 'tools', 'qemu-pmem', 'run.sh')
 GUEST_RUN = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), 'guest_run.py'
 )
-# Set by .ci/run: a machine that should run the suite must not skip it.
-REQUIRE_QEMU = 'CYBORG_PMEM_REQUIRE_QEMU'
 # Where the rig leaves its output (init.log, console.log, files/).
 OUT = 'CYBORG_PMEM_FUNCTIONAL_OUT'
 # A directory holding a results.json from an earlier boot: reuse it
@@ -51,17 +50,6 @@ _cache = {}
 
 class RigFailed(Exception):
     pass
-
-
-def qemu_missing():
-    """Why the rig cannot boot here, or None."""
-    qemu = os.environ.get('QEMU_PMEM_QEMU', 'qemu-system-x86_64')
-    if shutil.which(qemu) is None:
-        return (
-            f'{qemu} not installed (tools/qemu-pmem/build.sh '
-            '--install-deps installs the rig\'s packages)'
-        )
-    return None
 
 
 def results():
@@ -82,11 +70,7 @@ def _load():
     reuse = os.environ.get(REUSE)
     if reuse:
         return _read(reuse, f'reused from ${REUSE}')
-    missing = qemu_missing()
-    if missing:
-        if os.environ.get(REQUIRE_QEMU) == '1':
-            raise RigFailed(f'{missing}, and {REQUIRE_QEMU}=1')
-        raise unittest.SkipTest(missing)
+    hypervisor.check()
     out = os.environ.get(OUT) or tempfile.mkdtemp(prefix='cyborg-pmem-fn.')
     # The guest runs this very interpreter (the test venv, with our
     # package and the patched Cyborg) from the host root over 9p.

@@ -12,7 +12,7 @@
 
 """Scrub a real device-DAX namespace through our code, on the QEMU rig.
 
-This file boots its own rig run (tools/rig-scrub-check.sh, about 40 s on
+This file boots its own rig run (rig-scrub-check.sh, about 40 s on
 two idle cores) rather than sharing the suite's boot, so that writing to
 and zeroing ns0 cannot disturb what the other functional tests observe,
 and so that it stays independent of their guest script. Inside the guest,
@@ -24,27 +24,23 @@ back as zeros. Skipped without QEMU unless CYBORG_PMEM_REQUIRE_QEMU=1.
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import unittest
 
-ROOT = os.path.abspath(
-    os.path.join(os.path.dirname(__file__), os.pardir, os.pardir)
-)
-CHECK = os.path.join(ROOT, 'tools', 'rig-scrub-check.sh')
+from tests.functional import hypervisor
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+CHECK = os.path.join(HERE, 'rig-scrub-check.sh')
 TIMEOUT = 900
 
 
 class RigScrubTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        qemu = os.environ.get('QEMU_PMEM_QEMU', 'qemu-system-x86_64')
-        if shutil.which(qemu) is None:
-            if os.environ.get('CYBORG_PMEM_REQUIRE_QEMU') == '1':
-                raise AssertionError(f'{qemu} not installed')
-            raise unittest.SkipTest(f'{qemu} not installed')
+        hypervisor.check()
         subprocess.run(
             [os.path.join(ROOT, 'tools', 'qemu-pmem', 'build.sh')],
             check=True,

@@ -12,7 +12,7 @@
 
 """Scrub a real device-DAX namespace through our code, inside the rig.
 
-Run by tools/rig-scrub-check.sh inside the qemu-pmem guest (as root, the
+Run by rig-scrub-check.sh (beside it) inside the qemu-pmem guest (as root, the
 host's filesystem read-only, the guest's NVDIMMs and /dev/dax*). It writes
 a pattern at both ends of ns0 (/dev/dax0.0, 1 GiB), zeroes the namespace
 with ``cyborg-pmem-scrub ns0`` (run in-process: a fresh discovery, then

@@ -10,28 +10,40 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""The sample host through the real Cyborg and Placement (``tox -e demo``).
+"""The sample host through the real Cyborg and Placement, then a VM
+(``tox -e demo``, the main job).
 
-    python -m tests.integration.demo [HOST_CONFIG [NDCTL_LISTING]]
+    python -m tools.demo [HOST_CONFIG [NDCTL_LISTING]]
 
 Starts Placement and Cyborg's conductor and agent in-process (see
 tests/integration/pipeline.py), lets the agent discover the sample host
 (etc/sample-host: real ndctl output of two emulated NVDIMMs; ndctl is not
 run), then prints what Cyborg stored and what Placement offers, as an
 operator would list them. Then it plays Nova once: one instance asks for
-a SMALL namespace, and the demo prints what Nova receives.
+a SMALL namespace, and the demo prints what Nova receives. It ends with
+the VM: the patched Nova driver's ``<memory model="nvdimm">`` for that
+ARQ and, where libvirt and QEMU are installed, the guest's own view of
+its PMEM region (tests/vm/pmem_guest.py boots it).
+
+It is a program, not a test, hence here; it runs from the checkout
+(``python -m``) because it drives the test harness's real services.
 
 The database is sqlite unless ``$CYBORG_PMEM_DB_URL`` names a MariaDB.
 """
 
+import datetime
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import uuid
 import warnings
 
+from tests.functional import hypervisor
 from tests.integration import pipeline
+from tests.vm import pmem_guest
 
 HOST_CONFIG = os.path.join(pipeline.SAMPLE_HOST, 'cyborg.conf')
 LISTING = os.path.join(pipeline.SAMPLE_HOST, 'ndctl-list.json')
@@ -257,6 +269,7 @@ def main(argv):
         for key, value in sorted(arq.attach_handle_info.items()):
             print(f'  {key:<10} {value!r}')
         print()
+        vm(api_view(arq))
         with pipeline.ndctl_output(listing), pipeline.scrub_boundary() as zero:
             host.unbind(instance)
         if zero is not None:
@@ -271,6 +284,82 @@ def main(argv):
             f'{len(host.attach_handles())} attach handles free.'
         )
     return 0
+
+
+def api_view(arq):
+    """The ARQ as ``GET /accelerator_requests/UUID`` returns it: the API
+    type's attributes of ``arq.as_dict()`` (cyborg.api.controllers.v2.arqs
+    ARQ.convert_with_links), less the self link, which needs a request."""
+    from cyborg.api.controllers.v2 import arqs
+    import wsme.types
+
+    values = arq.as_dict()
+    view = {}
+    for attribute in wsme.types.list_attributes(arqs.ARQ):
+        if attribute.key in values:
+            value = values[attribute.key]
+            if isinstance(value, datetime.datetime):
+                value = value.isoformat()
+            view[attribute.key] = value
+    return view
+
+
+def vm(arq):
+    """The instance's VM: Nova's nvdimm for ``arq``, then, where libvirt
+    and QEMU are installed, the guest's own view of its PMEM region."""
+    work = tempfile.mkdtemp(prefix='cyborg-pmem-demo-vm.')
+    try:
+        _boot_vm(arq, work)
+    except pmem_guest.VMError as err:
+        print(f'The VM step failed: {err} (its files: {work})\n')
+        return
+    shutil.rmtree(work)
+
+
+def _boot_vm(arq, work):
+    # libvirt's QEMU user must reach the files below.
+    os.chmod(work, 0o755)  # noqa: S103
+    domain = pmem_guest.nova_domain(arq, os.path.join(work, 'instances'), 1)
+    print(
+        "Nova's libvirt driver (nova 34.0.0 with contrib/nova) builds the "
+        f'instance\'s domain, {domain.name}; the nvdimm for ARQ '
+        f'{arq["uuid"]}:\n'
+    )
+    print(pmem_guest.nvdimm_text(domain.xml))
+    print()
+    missing = hypervisor.missing(libvirt=True)
+    if missing:
+        print(
+            f'To boot it and see the guest\'s own view of its region: '
+            f'{missing}.\n'
+        )
+        return
+    rig = pmem_guest.build_rig()
+    backing = pmem_guest.make_backing_file(
+        os.path.join(work, 'namespace.img'), pmem_guest.namespace_bytes(arq)
+    )
+    xml, line = pmem_guest.bootable(domain, backing, rig, {}, work)
+    print(line)
+    with pmem_guest.Libvirt(work) as libvirt:
+        print(
+            f'Booting it under real libvirt and QEMU (TCG; {libvirt.note}) '
+            "on the QEMU rig's kernel..."
+        )
+        run = pmem_guest.boot(
+            libvirt, xml, domain.name, os.path.join(work, domain.name)
+        )
+    print(
+        f"The guest's /init started {run.boot_seconds} s into its uptime; "
+        f'the domain was shut off {run.wall_seconds} s after virsh start. '
+        'Inside the guest, "ndctl list -R" printed:\n'
+    )
+    print(run.regions_text)
+    label = pmem_guest.label_bytes(domain.xml)
+    print(
+        f'\nThe namespace is {pmem_guest.namespace_bytes(arq)} bytes; the '
+        f'guest\'s region is that less the {label}-byte label area Nova '
+        'gives the nvdimm.\n'
+    )
 
 
 def placement_name(host, rp_uuid):
