@@ -38,8 +38,8 @@ VCPUS = 1
 def guest_xml(arqs):
     from unittest import mock
 
-    import nova.conf
     from nova import objects
+    import nova.conf
     from nova.tests.fixtures import libvirt as fakelibvirt
     from nova.virt import fake as fake_virt
     from nova.virt import hardware
@@ -127,7 +127,9 @@ def guest_xml(arqs):
 
 def main(argv):
     if len(argv) != 1:
-        print('usage: python -m tests.nova.guest_xml ARQS_JSON', file=sys.stderr)
+        print(
+            'usage: python -m tests.nova.guest_xml ARQS_JSON', file=sys.stderr
+        )
         return 2
     try:
         with open(argv[0]) as f:

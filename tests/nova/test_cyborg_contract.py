@@ -66,6 +66,17 @@ PROFILE_GROUPS = [
 HOST_CONFIG = os.path.join(pipeline.SAMPLE_HOST, 'cyborg.conf')
 LISTING = os.path.join(pipeline.SAMPLE_HOST, 'ndctl-list.json')
 SMALL_NAMESPACES = {'/dev/dax0.0': 'ns0', '/dev/dax0.1': 'ns1'}
+# What intel_pmem_driver puts in a namespace's attach handle.
+ATTACH_INFO_KEYS = {
+    'align',
+    'dev',
+    'devpath',
+    'label',
+    'name',
+    'numa_node',
+    'size',
+    'uuid',
+}
 
 CYBORG_HOST = 'cyborg.test'
 CYBORG_ENDPOINT = f'http://{CYBORG_HOST}/accelerator/v2'
@@ -76,6 +87,16 @@ NOVA_SERVICE_TOKEN = 'nova-service-token'  # noqa: S105
 # Binding and resolving take one synchronous call for PMEM; bounded anyway.
 RESOLVE_TIMEOUT = 60
 GUEST_XML_TIMEOUT = 300
+
+
+# What auth_token sets; a client's own are dropped (not X-Service-Token).
+IDENTITY_HEADERS = (
+    'HTTP_X_USER',
+    'HTTP_X_PROJECT',
+    'HTTP_X_ROLE',
+    'HTTP_X_SERVICE_USER',
+    'HTTP_X_SERVICE_ROLES',
+)
 
 
 class KeystoneStandIn:
@@ -97,10 +118,7 @@ class KeystoneStandIn:
 
     def __call__(self, environ, start_response):
         for key in list(environ):
-            if key.startswith(('HTTP_X_USER', 'HTTP_X_PROJECT', 'HTTP_X_ROLE',
-                               'HTTP_X_SERVICE_')) and key not in (
-                'HTTP_X_SERVICE_TOKEN',
-            ):  # fmt: skip
+            if key.startswith(IDENTITY_HEADERS):
                 del environ[key]
         user = self.USERS.get(environ.get('HTTP_X_AUTH_TOKEN'))
         if user is None:
@@ -163,13 +181,24 @@ class _Backend:
 class CyborgContractTestCase(base.BaseTestCase):
     def setUp(self):
         super().setUp()
-        import nova.conf
         from nova import objects as nova_objects
+        import nova.conf
 
         nova_objects.register_all()
-        self.nova_conf = self.useFixture(
-            config_fixture.Config(nova.conf.CONF)
+        # Cyborg 17's policies warn about their deprecated defaults on
+        # every check.
+        self.useFixture(
+            fixtures.WarningsFilter(
+                [
+                    {
+                        'action': 'ignore',
+                        'category': UserWarning,
+                        'module': 'oslo_policy.policy',
+                    }
+                ]
+            )
         )
+        self.nova_conf = self.useFixture(config_fixture.Config(nova.conf.CONF))
         self.useFixture(
             fixtures.MonkeyPatch('oslo_config.cfg.CONF', cyborg_conf())
         )
@@ -223,7 +252,9 @@ class CyborgContractTestCase(base.BaseTestCase):
             ks_loading.get_auth_plugin_conf_options('admin_token'),
             group='service_user',
         )
-        self.nova_conf.config(endpoint_override=CYBORG_ENDPOINT, group='cyborg')
+        self.nova_conf.config(
+            endpoint_override=CYBORG_ENDPOINT, group='cyborg'
+        )
         self.nova_conf.config(
             send_service_user_token=send_service_token,
             auth_type='admin_token',
@@ -244,8 +275,8 @@ class CyborgContractTestCase(base.BaseTestCase):
         return session
 
     def _nova_client(self):
-        from nova.accelerator import cyborg as nova_cyborg
         from nova import context as nova_context
+        from nova.accelerator import cyborg as nova_cyborg
 
         ctxt = nova_context.RequestContext(
             user_id='demo',
@@ -337,6 +368,9 @@ class CyborgContractTestCase(base.BaseTestCase):
         )
         return etree.fromstring(result.stdout.encode())
 
+    def _handles_in_use(self):
+        return [h for h in self.host.attach_handles() if h['in_use']]
+
     def _namespace_usage(self, rp_uuid):
         return self.placement.get(f'/resource_providers/{rp_uuid}/usages')[
             'usages'
@@ -356,20 +390,18 @@ class CyborgContractTestCase(base.BaseTestCase):
         self.assertEqual(rp_uuid, arq['device_rp_uuid'])
         info = arq['attach_handle_info']
         # Every value a string, as Cyborg's DictOfStringsField makes it.
-        self.assertEqual(
-            {'align', 'dev', 'devpath', 'label', 'name', 'numa_node',
-             'size', 'uuid'},
-            set(info),
-        )  # fmt: skip
+        self.assertEqual(ATTACH_INFO_KEYS, set(info))
         self.assertTrue(all(isinstance(v, str) for v in info.values()))
         self.assertEqual(SMALL_NAMESPACES[info['devpath']], info['name'])
-        self.assertEqual(('SMALL', '1054867456', '2097152'),
-                         (info['label'], info['size'], info['align']))  # fmt: skip
+        self.assertEqual(
+            ('SMALL', '1054867456', '2097152'),
+            (info['label'], info['size'], info['align']),
+        )
         self.assertEqual(1, self._namespace_usage(rp_uuid))
         self.nova_events.assert_called_once_with(
             instance_uuid, [(arq['uuid'], 'completed')]
         )
-        (handle,) = [h for h in self.host.attach_handles() if h['in_use']]
+        (handle,) = self._handles_in_use()
         self.assertEqual(arq['attach_handle_uuid'], handle['uuid'])
         # Cyborg stores numbers and hands Nova their strings.
         stored = json.loads(handle['attach_info'])
@@ -401,10 +433,10 @@ class CyborgContractTestCase(base.BaseTestCase):
 
         self.assertIsNotNone(zero, 'the driver does not wipe on unbind')
         zero.assert_called_once_with(info['devpath'], mock.ANY)
-        self.assertEqual([], [h for h in self.host.attach_handles()
-                              if h['in_use']])  # fmt: skip
-        self.assertEqual([], self.db.rows('extended_accelerator_requests',
-                                          ['id']))  # fmt: skip
+        self.assertEqual([], self._handles_in_use())
+        self.assertEqual(
+            [], self.db.rows('extended_accelerator_requests', ['id'])
+        )
         self.assertEqual(0, self._namespace_usage(rp_uuid))
 
     def test_two_servers_get_two_namespaces(self):
@@ -412,11 +444,10 @@ class CyborgContractTestCase(base.BaseTestCase):
         first, second = str(uuid.uuid4()), str(uuid.uuid4())
         (arq_1,), _ = self._boot(cyclient, first)
         (arq_2,), _ = self._boot(cyclient, second)
-        self.assertEqual(
-            set(SMALL_NAMESPACES),
-            {arq_1['attach_handle_info']['devpath'],
-             arq_2['attach_handle_info']['devpath']},
-        )  # fmt: skip
+        devpaths = {
+            arq['attach_handle_info']['devpath'] for arq in (arq_1, arq_2)
+        }
+        self.assertEqual(set(SMALL_NAMESPACES), devpaths)
 
         # Deleting one server's ARQs wipes its namespace, not the other's.
         with (
@@ -427,7 +458,7 @@ class CyborgContractTestCase(base.BaseTestCase):
         zero.assert_called_once_with(
             arq_1['attach_handle_info']['devpath'], mock.ANY
         )
-        (in_use,) = [h for h in self.host.attach_handles() if h['in_use']]
+        (in_use,) = self._handles_in_use()
         self.assertEqual(arq_2['attach_handle_uuid'], in_use['uuid'])
         self.assertEqual(
             ['Bound'],
@@ -454,7 +485,10 @@ class CyborgContractTestCase(base.BaseTestCase):
             zero.assert_not_called()
         self.assertEqual(
             ['Bound'],
-            [a['state'] for a in cyclient.get_arqs_for_instance(instance_uuid)],
+            [
+                a['state']
+                for a in cyclient.get_arqs_for_instance(instance_uuid)
+            ],
         )
 
         other = str(uuid.uuid4())
@@ -468,5 +502,5 @@ class CyborgContractTestCase(base.BaseTestCase):
             self._bindings(arqs, other),
         )
         self.assertIn('403', str(ex))
-        (in_use,) = [h for h in self.host.attach_handles() if h['in_use']]
+        (in_use,) = self._handles_in_use()
         self.assertEqual(bound['attach_handle_uuid'], in_use['uuid'])
