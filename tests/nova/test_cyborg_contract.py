@@ -168,16 +168,6 @@ def cyborg_conf():
     return _CYBORG_CONF
 
 
-class _Backend:
-    chosen = None
-
-    @classmethod
-    def get(cls):
-        if cls.chosen is None:
-            cls.chosen = pipeline.backend()
-        return cls.chosen
-
-
 class CyborgContractTestCase(base.BaseTestCase):
     def setUp(self):
         super().setUp()
@@ -203,7 +193,9 @@ class CyborgContractTestCase(base.BaseTestCase):
             fixtures.MonkeyPatch('oslo_config.cfg.CONF', cyborg_conf())
         )
 
-        self.db = self.useFixture(pipeline.CyborgDatabase(_Backend.get()))
+        self.db = self.useFixture(
+            pipeline.CyborgDatabase(pipeline.shared_backend())
+        )
         self.placement = self.useFixture(pipeline.PlacementService())
         self.host = self.useFixture(
             pipeline.CyborgHost(
@@ -295,19 +287,8 @@ class CyborgContractTestCase(base.BaseTestCase):
             ','.join(f'{rc}:{n}' for rc, n in group.resources.items()),
             ','.join(sorted(group.required_traits)),
         )
-        candidates = self.placement.get(f'/allocation_candidates?{query}')
-        self.assertTrue(candidates['allocation_requests'], query)
-        allocations = candidates['allocation_requests'][0]['allocations']
-        (rp_uuid,) = allocations
-        self.placement._call(
-            'PUT',
-            f'/allocations/{instance_uuid}',
-            {
-                'allocations': allocations,
-                'project_id': PROJECT_ID,
-                'user_id': 'demo',
-                'consumer_generation': None,
-            },
+        rp_uuid = self.placement.claim(
+            query, instance_uuid, PROJECT_ID, 'demo'
         )
         return {group.requester_id: [rp_uuid]}, rp_uuid
 
