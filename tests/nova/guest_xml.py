@@ -29,13 +29,14 @@ libvirt (capabilities, one NUMA cell), as in Nova's own tests.
 
 import json
 import sys
+import tempfile
 import uuid
 
 MEMORY_MB = 512
 VCPUS = 1
 
 
-def guest_xml(arqs):
+def guest_xml(arqs, instances_path):
     from unittest import mock
 
     from nova import objects
@@ -53,6 +54,8 @@ def guest_xml(arqs):
     nova.conf.neutron.register_dynamic_opts(conf)
     nova.conf.devices.register_dynamic_opts(conf)
     conf.set_override('virt_type', 'qemu', group='libvirt')
+    # Not under Nova's state_path, which is the installed package's.
+    conf.set_override('instances_path', instances_path)
 
     flavor = objects.Flavor(
         id=1,
@@ -134,7 +137,8 @@ def main(argv):
     try:
         with open(argv[0]) as f:
             arqs = json.load(f)
-        xml = guest_xml(arqs)
+        with tempfile.TemporaryDirectory() as instances_path:
+            xml = guest_xml(arqs, instances_path)
     except Exception as err:  # noqa: BLE001 (one line, in Nova's words)
         print(f'guest_xml: {type(err).__name__}: {err}', file=sys.stderr)
         return 1
