@@ -35,6 +35,7 @@ Shared by the integration tests and ``tox -e demo``. What runs is real:
 """
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -246,6 +247,12 @@ def backend(autodetect=True):
         'sqlite',
         why=f'no MariaDB: set {DB_URL_ENV} or start mariadb for the real one',
     )
+
+
+@functools.cache
+def shared_backend():
+    """:func:`backend`, chosen once per process (and said once)."""
+    return backend()
 
 
 # -- Cyborg's database --------------------------------------------------------
@@ -501,6 +508,27 @@ class PlacementService(fixtures.Fixture):
             },
         )
         return node_uuid
+
+    def claim(self, query, consumer_uuid, project_id, user_id):
+        """What Nova's scheduler does: the first allocation candidate for
+        ``query`` (one provider) claimed for the consumer. Returns the
+        provider's uuid."""
+        candidates = self.get(f'/allocation_candidates?{query}')
+        if not candidates['allocation_requests']:
+            raise PipelineError(f'Placement has no candidate for {query}')
+        allocations = candidates['allocation_requests'][0]['allocations']
+        (rp_uuid,) = allocations
+        self._call(
+            'PUT',
+            f'/allocations/{consumer_uuid}',
+            {
+                'allocations': allocations,
+                'project_id': project_id,
+                'user_id': user_id,
+                'consumer_generation': None,
+            },
+        )
+        return rp_uuid
 
     def cyborg_writes(self):
         """The writes Cyborg (not this view) sent so far."""
@@ -833,20 +861,11 @@ class CyborgHost(fixtures.Fixture):
         query = f'resources={resources}'
         if required:
             query += f'&required={required}'
-        candidates = self.placement.get(f'/allocation_candidates?{query}')
-        if not candidates['allocation_requests']:
-            raise PipelineError(f'Placement has no candidate for {query}')
-        allocations = candidates['allocation_requests'][0]['allocations']
-        (rp_uuid,) = allocations
-        self.placement._call(
-            'PUT',
-            f'/allocations/{instance_uuid}',
-            {
-                'allocations': allocations,
-                'project_id': self.context.project_id or 'demo',
-                'user_id': self.context.user_id or 'demo',
-                'consumer_generation': None,
-            },
+        rp_uuid = self.placement.claim(
+            query,
+            instance_uuid,
+            self.context.project_id or 'demo',
+            self.context.user_id or 'demo',
         )
         patch = {
             arq_uuid: [

@@ -47,23 +47,13 @@ def handle_names(handles):
     return sorted(json.loads(h['attach_info'])['name'] for h in handles)
 
 
-class _Backend:
-    chosen = None
-
-    @classmethod
-    def get(cls):
-        if cls.chosen is None:
-            cls.chosen = pipeline.backend()
-        return cls.chosen
-
-
 class PipelineTestCase(base.BaseTestCase):
     host_config = HOST_CONFIG
     fresh_db = False
 
     def setUp(self):
         super().setUp()
-        self.backend = _Backend.get()
+        self.backend = pipeline.shared_backend()
         self.db = self.useFixture(
             pipeline.CyborgDatabase(self.backend, fresh=self.fresh_db)
         )
@@ -573,7 +563,7 @@ class MigrationTest(base.BaseTestCase):
     def test_cyborg_dbsync_upgrade_applies_the_series(self):
         # The database every test of this process uses was migrated by
         # cyborg-dbsync when it was created; its versions were read then.
-        backend = _Backend.get()
+        backend = pipeline.shared_backend()
         db = self.useFixture(pipeline.CyborgDatabase(backend))
         if backend.is_mysql:
             # The stock 17.0.0 schema first, then the series' migrations.
