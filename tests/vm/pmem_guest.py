@@ -17,7 +17,7 @@ view", shared by the VM test (tests/vm/test_boot.py, ``tox -e vm``) and the
 demo (tools/demo.py, ``tox -e demo``):
 
 1. :func:`nova_domain`: the patched Nova libvirt driver builds the domain
-   XML for an instance with one bound PMEM ARQ (tests/vm/nova_xml.py, in a
+   XML for an instance with one bound PMEM ARQ (tests/nova/guest_xml.py, in a
    process of its own).
 2. :func:`stand_in`: the nvdimm's source, ``/dev/daxX.Y``, becomes a
    regular file of the namespace's size. This machine has no device DAX;
@@ -54,7 +54,7 @@ import time
 import xml.etree.ElementTree as ET
 
 from tests.functional import hypervisor
-from tests.vm import nova_xml
+from tests.nova import guest_xml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -151,16 +151,16 @@ def nova_domain(arq, instances_path, instance_id, python=None):
     :param arq: the bound PMEM ARQ as the Cyborg API returns it.
     :param python: an interpreter with the patched Nova (tools/nova-env.sh).
     """
-    arq_json = os.path.join(instances_path, f'arq-{instance_id}.json')
+    arqs_json = os.path.join(instances_path, f'arqs-{instance_id}.json')
     os.makedirs(instances_path, exist_ok=True)
-    with open(arq_json, 'w') as f:
-        json.dump(arq, f)
+    with open(arqs_json, 'w') as f:
+        json.dump([arq], f)
     done = _run(
         [
             python or sys.executable,
             '-m',
-            'tests.vm.nova_xml',
-            arq_json,
+            'tests.nova.guest_xml',
+            arqs_json,
             instances_path,
             str(instance_id),
         ],
@@ -334,7 +334,7 @@ def prepare_instance_dir(domain, rig, guest_env):
         # The kernel unpacks concatenated archives in order.
         out.write(_overlay(guest_env))
     with open(os.path.join(domain.instance_dir, 'disk'), 'wb') as f:
-        f.truncate(nova_xml.ROOT_GB * GIB)
+        f.truncate(guest_xml.ROOT_GB * GIB)
 
 
 def bootable(domain, backing_file, rig, guest_env, work_dir):
