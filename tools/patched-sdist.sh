@@ -1,4 +1,4 @@
-# Sourced by tools/nova-env.sh (and fit for tools/cyborg-env.sh): install
+# Sourced by tools/cyborg-env.sh and tools/nova-env.sh: install
 # an OpenStack sdist with a patch series into a Python environment, from a
 # wheel of the patched tree built once per series and kept in the cache.
 #
@@ -41,6 +41,17 @@ post_install() {
     :
 }
 
+# Run a step with its output (pip's progress, setuptools' notices about
+# the project's own packaging) in a log that is shown only when it fails.
+run_logged() {
+    local what=$1
+    shift
+    if ! "$@" >"$work/log" 2>&1; then
+        tail -n 40 "$work/log" >&2
+        die "$what failed"
+    fi
+}
+
 # Read the marker without importing the package (which may be broken).
 installed_series() {
     "$python" - "$DIST" "$VERSION" "$MARKER_REL" <<'EOF' 2>/dev/null || true
@@ -71,9 +82,9 @@ build_wheel() {
             = "$SDIST_SHA256" ]; }; then
         info "downloading the $DIST $VERSION sdist into $cache_dir"
         mkdir "$work/dl"
-        "$python" -m pip download --quiet --no-binary :all: --no-deps \
-            --dest "$work/dl" "$DIST==$VERSION" \
-            || die "pip download of $DIST==$VERSION failed"
+        run_logged "pip download of $DIST==$VERSION" \
+            "$python" -m pip download --no-binary :all: --no-deps \
+            --dest "$work/dl" "$DIST==$VERSION"
         [ -f "$work/dl/$SDIST_NAME" ] \
             || die "pip download did not produce $SDIST_NAME"
         got=$(sha256sum < "$work/dl/$SDIST_NAME" | cut -d' ' -f1)
@@ -107,9 +118,9 @@ EOF
     info "building a wheel of patched $DIST $VERSION (series ${series:0:12})"
     mkdir "$work/wheel"
     # The tree has no git metadata; pbr reads the version from PKG-INFO.
-    PBR_VERSION=$VERSION "$python" -m pip wheel --quiet --no-deps \
-        --disable-pip-version-check --wheel-dir "$work/wheel" "$tree" \
-        || die "building a wheel of the patched $DIST tree failed"
+    run_logged "building a wheel of the patched $DIST tree" \
+        env PBR_VERSION="$VERSION" "$python" -m pip wheel --no-deps \
+        --disable-pip-version-check --wheel-dir "$work/wheel" "$tree"
     mv "$work/wheel" "$out"
 }
 
@@ -212,12 +223,11 @@ patched_sdist_main() {
         "into $python"
     # The same version may be installed already: replace it, then let pip
     # add whatever of its dependencies is missing.
-    "$python" -m pip install --quiet --disable-pip-version-check \
-        --force-reinstall --no-deps "${wheels[0]}" \
-        || die "pip install of ${wheels[0]} into $python failed"
-    "$python" -m pip install --quiet --disable-pip-version-check \
-        "${wheels[0]}" \
-        || die "pip install of the dependencies of $DIST into $python failed"
+    run_logged "pip install of ${wheels[0]} into $python" \
+        "$python" -m pip install --disable-pip-version-check \
+        --force-reinstall --no-deps "${wheels[0]}"
+    run_logged "pip install of the dependencies of $DIST into $python" \
+        "$python" -m pip install --disable-pip-version-check "${wheels[0]}"
     post_install
 
     [ "$(installed_series)" = "$series" ] || die "the installed $DIST in" \
