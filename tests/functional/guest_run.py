@@ -320,7 +320,9 @@ def benchmark():
 
     def in_process():
         plan = driver._discovery.run('bench', listing=saved)
-        return [driver_mod._driver_device(d) for d in plan.devices]
+        return [
+            driver_mod._driver_device(d.driver_fields()) for d in plan.devices
+        ]
 
     timed = {
         'discover': driver.discover,

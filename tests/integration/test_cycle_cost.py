@@ -26,7 +26,6 @@ import fixtures
 from oslotest import base
 
 from tests.integration import pipeline
-from tests.integration import test_pipeline
 
 # (regions, namespaces): one label per region, namespaces spread evenly.
 SIZES = ((1, 3), (4, 40))
@@ -36,7 +35,7 @@ MAX_UNCHANGED_STATEMENTS = 8
 class CycleCostTest(base.BaseTestCase):
     def setUp(self):
         super().setUp()
-        self.backend = test_pipeline._Backend.get()
+        self.backend = pipeline.shared_backend()
         self.directory = self.useFixture(fixtures.TempDir()).path
         self.useFixture(fixtures.FakeLogger(name='cyborg', level='WARNING'))
         self.useFixture(
