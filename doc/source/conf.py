@@ -12,6 +12,14 @@
 
 """Sphinx configuration of the cyborg-pmem documentation."""
 
+import warnings
+
+# show-options imports oslo.privsep, which imports eventlet, which warns
+# with a nine-line banner about itself; only that message is ignored.
+warnings.filterwarnings(
+    'ignore', message=r'\s*Eventlet is deprecated', category=Warning
+)
+
 extensions = [
     'openstackdocstheme',
     # ".. show-options::" renders the options from their definitions.
