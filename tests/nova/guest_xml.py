@@ -17,7 +17,8 @@
 reads a JSON list of ARQs as the Cyborg API returned them and prints
 ``{"xml": ..., "name": ..., "uuid": ..., "instance_dir": ...}``; on
 failure it prints one line, what Nova raised, and exits 1. The contract
-test (tests/nova) and the VM boot (tests/vm) both build their guest here.
+test (tests/nova) and the VM boot (tests/vm) both build their guest here,
+through :func:`build`.
 
 It runs in a process of its own, as nova-compute does: importing Nova
 registers its configuration options (which clash with Cyborg's in one
@@ -46,11 +47,49 @@ starts the XML.
 
 import json
 import os
+import subprocess
 import sys
 
 MEMORY_MB = 512
 VCPUS = 1
 ROOT_GB = 1
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+# Generous: importing Nova and building the domain shares two busy cores.
+BUILD_TIMEOUT = 600
+
+
+class GuestXMLError(Exception):
+    """Nova could not build the domain: one line, in Nova's words."""
+
+
+def build(arqs, instances_path, instance_id):
+    """Run this module in a process of its own for ``arqs`` and return
+    what it prints, ``{"xml", "name", "uuid", "instance_dir"}``.
+
+    :raises GuestXMLError: it failed or did not answer in time.
+    """
+    os.makedirs(instances_path, exist_ok=True)
+    arqs_json = os.path.join(instances_path, f'arqs-{instance_id}.json')
+    with open(arqs_json, 'w') as f:
+        json.dump(arqs, f)
+    argv = [sys.executable, '-m', __name__, arqs_json, instances_path]
+    try:
+        done = subprocess.run(
+            [*argv, str(instance_id)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=BUILD_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise GuestXMLError(f'no answer after {BUILD_TIMEOUT} s') from None
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        raise GuestXMLError(
+            lines[-1] if lines else f'exit status {done.returncode}'
+        )
+    return json.loads(done.stdout)
 
 
 def _this_host():

@@ -37,9 +37,6 @@ runs, so that Cyborg's modules (imported inside the tests) bind to it.
 
 import json
 import os
-import subprocess
-import sys
-import tempfile
 import time
 from unittest import mock
 import uuid
@@ -51,6 +48,7 @@ from oslo_config import fixture as config_fixture
 from oslotest import base
 
 from tests.integration import pipeline
+from tests.nova import guest_xml
 
 HOSTNAME = 'compute-0'
 PROFILE = 'pmem-small'
@@ -86,7 +84,6 @@ ADMIN_TOKEN = 'admin-token'  # noqa: S105
 NOVA_SERVICE_TOKEN = 'nova-service-token'  # noqa: S105
 # Binding and resolving take one synchronous call for PMEM; bounded anyway.
 RESOLVE_TIMEOUT = 60
-GUEST_XML_TIMEOUT = 300
 
 
 # What auth_token sets; a client's own are dropped (not X-Service-Token).
@@ -334,28 +331,8 @@ class CyborgContractTestCase(base.BaseTestCase):
 
     def _guest_xml(self, arqs):
         instances = self.useFixture(fixtures.TempDir()).path
-        with tempfile.NamedTemporaryFile('w', suffix='.json') as f:
-            json.dump(arqs, f)
-            f.flush()
-            result = subprocess.run(
-                [
-                    sys.executable,
-                    '-m',
-                    'tests.nova.guest_xml',
-                    f.name,
-                    instances,
-                    '1',
-                ],
-                cwd=pipeline.REPO,
-                capture_output=True,
-                text=True,
-                timeout=GUEST_XML_TIMEOUT,
-                check=False,
-            )
-        self.assertEqual(
-            0, result.returncode, result.stderr.strip().splitlines()[-1:]
-        )
-        return etree.fromstring(json.loads(result.stdout)['xml'].encode())
+        built = guest_xml.build(arqs, instances, 1)
+        return etree.fromstring(built['xml'].encode())
 
     def _handles_in_use(self):
         return [h for h in self.host.attach_handles() if h['in_use']]
