@@ -90,19 +90,19 @@ class PipelineError(Exception):
     """A step of the pipeline's own set-up failed (one line)."""
 
 
-def _run(argv, what):
+def run_command(argv, what, timeout=COMMAND_TIMEOUT):
+    """Run ``argv``; return its stdout, or raise a one-line
+    :class:`PipelineError` that starts with ``what``."""
     try:
         result = subprocess.run(
             argv,
             capture_output=True,
             text=True,
-            timeout=COMMAND_TIMEOUT,
+            timeout=timeout,
             check=False,
         )
     except subprocess.TimeoutExpired:
-        raise PipelineError(
-            f'{what}: timed out after {COMMAND_TIMEOUT} s'
-        ) from None
+        raise PipelineError(f'{what}: timed out after {timeout} s') from None
     if result.returncode != 0:
         lines = (result.stderr or result.stdout).strip().splitlines()
         raise PipelineError(
@@ -260,7 +260,7 @@ def shared_backend():
 
 def dbsync(config_file, *command):
     """Run ``cyborg-dbsync --config-file FILE COMMAND...``."""
-    return _run(
+    return run_command(
         [_venv_command('cyborg-dbsync'), '--config-file', config_file]
         + list(command),
         'cyborg-dbsync ' + ' '.join(command),

@@ -58,24 +58,6 @@ def series_without_report_data():
     return [p for p in series() if not p.startswith(REPORT_DATA_PATCH)]
 
 
-def _call(argv, what, timeout=INSTALL_TIMEOUT):
-    try:
-        result = subprocess.run(
-            argv, capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired:
-        raise pipeline.PipelineError(
-            f'{what}: timed out after {timeout} s'
-        ) from None
-    if result.returncode != 0:
-        lines = (result.stderr or result.stdout).strip().splitlines()
-        raise pipeline.PipelineError(
-            f'{what}: exit status {result.returncode}: '
-            f'{lines[-1] if lines else "(no output)"}'
-        )
-    return result.stdout
-
-
 def cyborg_series():
     """The patch names the Cyborg of this Python carries (the marker that
     tools/cyborg-env.sh installs with it)."""
@@ -86,7 +68,7 @@ def cyborg_series():
 
 def installed_series(python):
     """The patch names the Cyborg of ``python`` carries."""
-    out = _call(
+    out = pipeline.run_command(
         [
             python,
             '-c',
@@ -94,7 +76,6 @@ def installed_series(python):
             'print(json.dumps(list(s.PATCHES)))',
         ],
         f'{python}: reading the Cyborg patch series',
-        timeout=pipeline.COMMAND_TIMEOUT,
     )
     return json.loads(out)
 
@@ -131,15 +112,18 @@ def _before_python(root):
     venv = os.path.join(root, 'without-report-data')
     python = os.path.join(venv, 'bin', 'python')
     if not os.path.exists(python):
-        _call([sys.executable, '-m', 'venv', venv], f'creating {venv}')
-    site_dir = _call(
+        pipeline.run_command(
+            [sys.executable, '-m', 'venv', venv],
+            f'creating {venv}',
+            timeout=INSTALL_TIMEOUT,
+        )
+    site_dir = pipeline.run_command(
         [
             python,
             '-c',
             'import sysconfig; print(sysconfig.get_paths()["purelib"])',
         ],
         f'{python}: finding its site-packages',
-        timeout=pipeline.COMMAND_TIMEOUT,
     ).strip()
     # addsitedir also reads that environment's own .pth files (editable
     # installs); this venv's site-packages stays first on sys.path.
@@ -153,9 +137,10 @@ def _before_python(root):
         os.symlink(
             os.path.join(PATCH_DIR, name), os.path.join(patch_dir, name)
         )
-    _call(
+    pipeline.run_command(
         ['bash', CYBORG_ENV, '--patches', patch_dir, '--python', python],
         'tools/cyborg-env.sh (Cyborg without the report_data patch)',
+        timeout=INSTALL_TIMEOUT,
     )
     found = installed_series(python)
     if found != series_without_report_data():
