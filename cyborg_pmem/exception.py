@@ -85,10 +85,9 @@ class NvdimmStackDown(PmemError):
     msg_fmt = (
         'ndctl shows no enabled PMEM region although [pmem_devices] '
         'pmem_namespaces names %(count)d namespace(s) (%(names)s); is the '
-        'nvdimm stack '
-        'loaded (modules libnvdimm, nfit, nd_pmem, dax_pmem) and are its '
-        'regions enabled (ndctl enable-region all)? Not reporting, so the '
-        'last inventory stays'
+        'nvdimm stack loaded (modules libnvdimm, nfit, nd_pmem, dax_pmem) '
+        'and are its regions enabled (ndctl enable-region all)? Not '
+        'reporting, so the last inventory stays'
     )
 
 
