@@ -51,6 +51,7 @@ import fixtures
 from oslo_concurrency import processutils
 
 # Re-exported: the timing and the cycle benchmark build their hosts here.
+from tests import commands
 from tests.fixtures.listing import synthetic_listing  # noqa: F401
 
 # Cyborg's alembic head before the PMEM patch series, and the head of the
@@ -93,23 +94,7 @@ class PipelineError(Exception):
 def run_command(argv, what, timeout=COMMAND_TIMEOUT):
     """Run ``argv``; return its stdout, or raise a one-line
     :class:`PipelineError` that starts with ``what``."""
-    try:
-        result = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise PipelineError(f'{what}: timed out after {timeout} s') from None
-    if result.returncode != 0:
-        lines = (result.stderr or result.stdout).strip().splitlines()
-        raise PipelineError(
-            f'{what}: exit status {result.returncode}: '
-            f'{lines[-1] if lines else "(no output)"}'
-        )
-    return result.stdout
+    return commands.run(argv, what, PipelineError, timeout).stdout
 
 
 def _venv_command(name):

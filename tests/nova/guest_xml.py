@@ -47,8 +47,9 @@ starts the XML.
 
 import json
 import os
-import subprocess
 import sys
+
+from tests import commands
 
 MEMORY_MB = 512
 VCPUS = 1
@@ -66,29 +67,27 @@ def build(arqs, instances_path, instance_id):
     """Run this module in a process of its own for ``arqs`` and return
     what it prints, ``{"xml", "name", "uuid", "instance_dir"}``.
 
-    :raises GuestXMLError: it failed or did not answer in time.
+    :raises GuestXMLError: it failed or did not answer in time (one
+        line).
     """
     os.makedirs(instances_path, exist_ok=True)
     arqs_json = os.path.join(instances_path, f'arqs-{instance_id}.json')
     with open(arqs_json, 'w') as f:
         json.dump(arqs, f)
-    argv = [sys.executable, '-m', __name__, arqs_json, instances_path]
-    try:
-        done = subprocess.run(
-            [*argv, str(instance_id)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=BUILD_TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise GuestXMLError(f'no answer after {BUILD_TIMEOUT} s') from None
-    if done.returncode != 0:
-        lines = done.stderr.strip().splitlines()
-        raise GuestXMLError(
-            lines[-1] if lines else f'exit status {done.returncode}'
-        )
+    done = commands.run(
+        [
+            sys.executable,
+            '-m',
+            __name__,
+            arqs_json,
+            instances_path,
+            str(instance_id),
+        ],
+        'Nova building the domain XML',
+        GuestXMLError,
+        BUILD_TIMEOUT,
+        cwd=ROOT,
+    )
     return json.loads(done.stdout)
 
 

@@ -52,6 +52,7 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 
+from tests import commands
 from tests.functional import hypervisor
 from tests.nova import guest_xml
 
@@ -107,26 +108,7 @@ class GuestRun:
 
 
 def _run(argv, what, timeout=COMMAND_TIMEOUT, **kwargs):
-    try:
-        done = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            **kwargs,
-        )
-    except FileNotFoundError:
-        raise VMError(f'{what}: {argv[0]} not found') from None
-    except subprocess.TimeoutExpired:
-        raise VMError(f'{what}: no answer after {timeout} s') from None
-    if done.returncode != 0:
-        lines = (done.stderr or done.stdout).strip().splitlines()
-        raise VMError(
-            f'{what}: exit {done.returncode}: '
-            f'{lines[-1] if lines else "no output"}'
-        )
-    return done
+    return commands.run(argv, what, VMError, timeout, **kwargs)
 
 
 # ---------------------------------------------------------------- Nova
@@ -150,7 +132,7 @@ def nova_domain(arq, instances_path, instance_id):
     try:
         built = guest_xml.build([arq], instances_path, instance_id)
     except guest_xml.GuestXMLError as err:
-        raise VMError(f'Nova building the domain XML: {err}') from None
+        raise VMError(str(err)) from None
     domain = NovaDomain(**built)
     if parse(domain.xml).find(NVDIMM) is None:
         raise VMError(
